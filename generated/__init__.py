@@ -1,0 +1,1 @@
+"""Generated protocol modules (``daqwire generate`` writes them; never edit them by hand)."""

@@ -1,0 +1,151 @@
+"""The one error hierarchy of daqwire: spec errors, and protocol errors typed by who is at fault."""
+
+from __future__ import annotations
+
+__all__ = [
+    "BadMagicError",
+    "DaqwireError",
+    "FieldValueError",
+    "GeneratedCodeMismatchError",
+    "LengthLimitError",
+    "LengthMismatchError",
+    "LocalProtocolError",
+    "ProtocolError",
+    "RemoteProtocolError",
+    "ShapeMismatchError",
+    "SpecError",
+    "TrailingDataError",
+    "TruncatedError",
+]
+
+
+class DaqwireError(Exception):
+    """Base class of every error daqwire raises on purpose."""
+
+
+class SpecError(DaqwireError):
+    """A spec file is invalid; names the file, line, column and the path inside the spec."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str = "<spec>",
+        line: int | None = None,
+        column: int | None = None,
+        path: str = "",
+    ) -> None:
+        self.message = message
+        self.file = file
+        self.line = line
+        self.column = column
+        self.path = path
+        where = file
+        if line is not None:
+            where += f":{line}"
+            if column is not None:
+                where += f":{column}"
+        super().__init__(f"{where}: {path}: {message}" if path else f"{where}: {message}")
+
+
+class GeneratedCodeMismatchError(DaqwireError, ImportError):
+    """A generated module was stamped by a generator this runtime cannot work with."""
+
+
+class ProtocolError(DaqwireError):
+    """Something on a wire does not follow its protocol.
+
+    ``protocol`` is the spec name, ``field_path`` the dotted path of the field
+    (``window.fits_length``) and ``offset`` the byte offset in the stream or buffer.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        protocol: str = "",
+        field_path: str = "",
+        offset: int | None = None,
+    ) -> None:
+        self.message = message
+        self.protocol = protocol
+        self.field_path = field_path
+        self.offset = offset
+        super().__init__(self._format())
+
+    def _format(self) -> str:
+        parts = [p for p in (self.protocol, self.field_path) if p]
+        where = ".".join(parts) if parts else ""
+        if self.offset is not None:
+            where += f" at byte {self.offset}"
+        return f"{where}: {self.message}" if where else self.message
+
+
+class LocalProtocolError(ProtocolError, ValueError):
+    """The caller asked for something the protocol cannot express (raised on encode)."""
+
+
+class RemoteProtocolError(ProtocolError):
+    """The peer sent bytes that do not follow the protocol (raised on decode)."""
+
+
+class TruncatedError(RemoteProtocolError):
+    """The input ended inside a message."""
+
+
+class BadMagicError(RemoteProtocolError):
+    """A constant (magic/sync) field does not hold its constant.
+
+    ``expected`` and ``actual`` are the values; ``byte_swapped`` is true when the actual
+    value is the expected one in the other byte order (a sender of the other endianness).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        expected: int | float | bytes,
+        actual: int | float | bytes,
+        byte_swapped: bool = False,
+        protocol: str = "",
+        field_path: str = "",
+        offset: int | None = None,
+    ) -> None:
+        self.expected = expected
+        self.actual = actual
+        self.byte_swapped = byte_swapped
+        super().__init__(message, protocol=protocol, field_path=field_path, offset=offset)
+
+
+class LengthLimitError(RemoteProtocolError):
+    """An announced length or value exceeds its limit; nothing was allocated for it."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        limit: int,
+        actual: int,
+        protocol: str = "",
+        field_path: str = "",
+        offset: int | None = None,
+    ) -> None:
+        self.limit = limit
+        self.actual = actual
+        super().__init__(message, protocol=protocol, field_path=field_path, offset=offset)
+
+
+class LengthMismatchError(RemoteProtocolError):
+    """Lengths in a message disagree with each other or with the element size."""
+
+
+class ShapeMismatchError(LengthMismatchError):
+    """An array's announced shape does not match the number of bytes announced for it."""
+
+
+class FieldValueError(RemoteProtocolError):
+    """A field holds a value its spec does not allow (enum, range, text, keyword)."""
+
+
+class TrailingDataError(RemoteProtocolError):
+    """A buffer decoded as exactly one message holds bytes after its end."""
