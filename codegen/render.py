@@ -131,7 +131,16 @@ def _offset_in_run(run: StructRun, f: ScalarField | PaddingField) -> int:
     raise KeyError(f.name)
 
 
+def _prefix_var(f: ScalarField | PaddingField) -> str:
+    """Local variable that holds a fixed-part value in generated code."""
+    if isinstance(f, PaddingField):
+        return f"p_{f.name}"
+    return f"c_{f.name}" if f.const is not None else f"v_{f.name}"
+
+
 def _value_ref(m: BinaryMessage, name: str, source: str) -> str:
+    if source == "vars":
+        return f"v_{name}"
     for f, i, _off in _prefix_items(m):
         if f.name == name:
             return f"{source}[{i}]"
@@ -393,6 +402,7 @@ def _environment() -> jinja2.Environment:
     env.globals.update(
         prefix_runs=_prefix_runs,
         prefix_items=_prefix_items,
+        prefix_var=_prefix_var,
         offset_in_run=_offset_in_run,
         block_size=_block_size,
         size_expr=_size_expr,

@@ -70,17 +70,15 @@ _PIXEL_ORDER: Final[dict[str, Literal["C", "F"]]] = {
 }
 
 _FITS_CARD: Final = 80
+#: FITS value syntax after the keyword, matched over columns 9-80 of a card
 _FITS_VALUE: Final[dict[str, re.Pattern[bytes]]] = {
-    "int": re.compile(rb"= *([+-]?[0-9]+) *(?:/.*)?$", re.S),
-    "float": re.compile(
-        rb"= *([+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[EeDd][+-]?[0-9]+)?) *(?:/.*)?$", re.S
-    ),
-    "str": re.compile(rb"= *'((?:[^']|'')*)' *(?:/.*)?$", re.S),
-    "bool": re.compile(rb"= *([TF]) *(?:/.*)?$", re.S),
+    "int": re.compile(rb"= *([+-]?[0-9]+) *(?:/|$)"),
+    "float": re.compile(rb"= *([+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[EeDd][+-]?[0-9]+)?) *(?:/|$)"),
+    "str": re.compile(rb"= *'((?:[^']|'')*)' *(?:/|$)"),
+    "bool": re.compile(rb"= *([TF]) *(?:/|$)"),
     "isotime": re.compile(
         rb"= *'([0-9]{4}-[0-9]{2}-[0-9]{2}(?:T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?)?"
-        rb"(?:Z|[+-][0-9]{2}:?[0-9]{2})?) *' *(?:/.*)?$",
-        re.S,
+        rb"(?:Z|[+-][0-9]{2}:?[0-9]{2})?) *' *(?:/|$)"
     ),
 }
 
@@ -193,8 +191,10 @@ _WINDOW_SET_FITS = cast("Callable[[Window, object], None]", vars(Window)["fits"]
 _WINDOW_SET_IMAGE = cast("Callable[[Window, object], None]", vars(Window)["image"].__set__)
 
 
-def _window_fits_keywords(text: bytes, at: int) -> tuple[int, int]:
-    """Check the FITS cards of ``fits`` (starting at stream offset ``at``)."""
+def _window_fits_scan(
+    text: bytes, at: int, volatile: list[tuple[int, str, str]]
+) -> tuple[int, int]:
+    """Check every FITS card of ``fits`` (at stream offset ``at``); note volatile cards."""
     n = len(text)
     if n % _FITS_CARD:
         raise FieldValueError(
@@ -255,48 +255,88 @@ def _window_fits_keywords(text: bytes, at: int) -> tuple[int, int]:
             offset=at,
         )
     _fits_value(text, pos, "isotime", at, "window.fits.DATE-OBS")
+    volatile.append((pos, "isotime", "window.fits.DATE-OBS"))
     return kw_naxis1, kw_naxis2
 
 
+#: The last header that passed the full scan: its length, the byte runs outside the values
+#: of volatile cards, those cards, and the result. A header equal to it outside the volatile
+#: values (a stream's usual case: only DATE-OBS moves) needs only those cards re-checked.
+_WINDOW_FITS_SEEN: list[
+    tuple[int, tuple[tuple[int, bytes], ...], tuple[tuple[int, str, str], ...], tuple[int, int]]
+    | None
+] = [None]
+
+
+def _window_fits_keywords(text: bytes, at: int) -> tuple[int, int]:
+    """Check the FITS cards of ``fits``; reuse the last full scan when only volatile values moved."""
+    seen = _WINDOW_FITS_SEEN[0]
+    if seen is not None and seen[0] == len(text):
+        for start, chunk in seen[1]:
+            if not text.startswith(chunk, start):
+                break
+        else:
+            for pos, kind, path in seen[2]:
+                if _FITS_VALUE[kind].match(text, pos + 8, pos + _FITS_CARD) is None:
+                    _fits_value(text, pos, kind, at, path)
+            return seen[3]
+    volatile: list[tuple[int, str, str]] = []
+    result = _window_fits_scan(text, at, volatile)
+    chunks = []
+    start = 0
+    for pos, _kind, _path in sorted(volatile):
+        chunks.append((start, text[start : pos + 8]))
+        start = pos + _FITS_CARD
+    chunks.append((start, text[start:]))
+    _WINDOW_FITS_SEEN[0] = (len(text), tuple(chunks), tuple(volatile), result)
+    return result
+
+
 def _window_fixed(
-    data: Buffer, pos: int, base: int, max_fits_bytes: int, max_image_bytes: int
+    data: Buffer,
+    offset: int,
+    base: int,
+    max_fits_bytes: int,
+    max_image_bytes: int,
 ) -> tuple[int, tuple[Any, ...]]:
-    """Check the fixed part at ``data[pos:]``; return the whole message size and its values."""
-    values = _WINDOW_S0.unpack_from(data, pos)
-    if values[0] != WINDOW_MAGIC:
+    """Check the fixed part at ``data[offset:]``; return the whole message size and its values."""
+    c_magic, v_fits_length, v_array_length = _WINDOW_S0.unpack_from(data, offset)
+    if c_magic != WINDOW_MAGIC:
         raise _window_bad_const(
             "magic",
-            values[0],
+            c_magic,
             WINDOW_MAGIC,
             "Q",
-            base + pos + 0,
+            base + offset,
         )
-    if values[1] > max_fits_bytes:
+    if v_fits_length > max_fits_bytes:
         raise LengthLimitError(
-            f"fits_length announces {values[1]} bytes of fits, over the limit of {max_fits_bytes}",
+            f"fits_length announces {v_fits_length} bytes of fits, over the limit of {max_fits_bytes}",
             limit=max_fits_bytes,
-            actual=values[1],
+            actual=v_fits_length,
             protocol=PROTOCOL,
             field_path="window.fits_length",
-            offset=base + pos + 8,
+            offset=base + offset + 8,
         )
-    if values[2] > max_image_bytes:
+    if v_array_length > max_image_bytes:
         raise LengthLimitError(
-            f"array_length announces {values[2]} bytes of image, over the limit of {max_image_bytes}",
+            f"array_length announces {v_array_length} bytes of image, over the limit of {max_image_bytes}",
             limit=max_image_bytes,
-            actual=values[2],
+            actual=v_array_length,
             protocol=PROTOCOL,
             field_path="window.array_length",
-            offset=base + pos + 12,
+            offset=base + offset + 12,
         )
-    if values[2] % 4:
+    if v_array_length % 4:
         raise LengthMismatchError(
-            f"array_length = {values[2]} is not a multiple of 4 (image holds float32 elements)",
+            f"array_length = {v_array_length} is not a multiple of 4 (image holds float32 elements)",
             protocol=PROTOCOL,
             field_path="window.array_length",
-            offset=base + pos + 12,
+            offset=base + offset + 12,
         )
-    return WINDOW_PREFIX_SIZE + values[1] + values[2], values
+
+    values = (c_magic, v_fits_length, v_array_length)
+    return WINDOW_PREFIX_SIZE + v_fits_length + v_array_length, values
 
 
 def _window_bad_const(
@@ -363,7 +403,42 @@ def window_frame_size(
     """
     if len(data) - offset < WINDOW_PREFIX_SIZE:
         return None
-    return _window_fixed(data, offset, base, max_fits_bytes, max_image_bytes)[0]
+    c_magic, v_fits_length, v_array_length = _WINDOW_S0.unpack_from(data, offset)
+    if c_magic != WINDOW_MAGIC:
+        raise _window_bad_const(
+            "magic",
+            c_magic,
+            WINDOW_MAGIC,
+            "Q",
+            base + offset,
+        )
+    if v_fits_length > max_fits_bytes:
+        raise LengthLimitError(
+            f"fits_length announces {v_fits_length} bytes of fits, over the limit of {max_fits_bytes}",
+            limit=max_fits_bytes,
+            actual=v_fits_length,
+            protocol=PROTOCOL,
+            field_path="window.fits_length",
+            offset=base + offset + 8,
+        )
+    if v_array_length > max_image_bytes:
+        raise LengthLimitError(
+            f"array_length announces {v_array_length} bytes of image, over the limit of {max_image_bytes}",
+            limit=max_image_bytes,
+            actual=v_array_length,
+            protocol=PROTOCOL,
+            field_path="window.array_length",
+            offset=base + offset + 12,
+        )
+    if v_array_length % 4:
+        raise LengthMismatchError(
+            f"array_length = {v_array_length} is not a multiple of 4 (image holds float32 elements)",
+            protocol=PROTOCOL,
+            field_path="window.array_length",
+            offset=base + offset + 12,
+        )
+
+    return WINDOW_PREFIX_SIZE + v_fits_length + v_array_length
 
 
 def decode_window_from(
@@ -390,10 +465,48 @@ def decode_window_from(
     end = len(data)
     if end - offset < WINDOW_PREFIX_SIZE:
         raise _window_truncated(end - offset, None, offset, base)
-    size, values = _window_fixed(data, offset, base, max_fits_bytes, max_image_bytes)
-    if end - offset < size:
-        raise _window_truncated(end - offset, values, offset, base)
-    _, v_fits_length, v_array_length = values
+    c_magic, v_fits_length, v_array_length = _WINDOW_S0.unpack_from(data, offset)
+    if c_magic != WINDOW_MAGIC:
+        raise _window_bad_const(
+            "magic",
+            c_magic,
+            WINDOW_MAGIC,
+            "Q",
+            base + offset,
+        )
+    if v_fits_length > max_fits_bytes:
+        raise LengthLimitError(
+            f"fits_length announces {v_fits_length} bytes of fits, over the limit of {max_fits_bytes}",
+            limit=max_fits_bytes,
+            actual=v_fits_length,
+            protocol=PROTOCOL,
+            field_path="window.fits_length",
+            offset=base + offset + 8,
+        )
+    if v_array_length > max_image_bytes:
+        raise LengthLimitError(
+            f"array_length announces {v_array_length} bytes of image, over the limit of {max_image_bytes}",
+            limit=max_image_bytes,
+            actual=v_array_length,
+            protocol=PROTOCOL,
+            field_path="window.array_length",
+            offset=base + offset + 12,
+        )
+    if v_array_length % 4:
+        raise LengthMismatchError(
+            f"array_length = {v_array_length} is not a multiple of 4 (image holds float32 elements)",
+            protocol=PROTOCOL,
+            field_path="window.array_length",
+            offset=base + offset + 12,
+        )
+
+    if end - offset < WINDOW_PREFIX_SIZE + v_fits_length + v_array_length:
+        raise _window_truncated(
+            end - offset,
+            (c_magic, v_fits_length, v_array_length),
+            offset,
+            base,
+        )
     pos = offset + WINDOW_PREFIX_SIZE
     stop = pos + v_fits_length
     raw_fits = bytes(data[pos:stop])
