@@ -256,9 +256,8 @@ def _param_kw_defaults(m: BinaryMessage, indent: int = 4) -> str:
     lines = [_param_defaults(m, indent)] if _param_names(m) else []
     for f in m.length_fields:
         if f.limit_param:
-            lines.append(
-                f"{pad}{f.limit_param}: int = {m.name.upper()}_MAX_{str(f.length_of).upper()}_BYTES,"
-            )
+            limit = f"{m.name.upper()}_MAX_{str(f.length_of).upper()}_BYTES"
+            lines.append(f"{pad}{f.limit_param}: int = {limit},")
     return "\n".join(lines)
 
 

@@ -438,7 +438,8 @@ def window_frame_size(
             offset=base + offset + 12,
         )
 
-    return WINDOW_PREFIX_SIZE + v_fits_length + v_array_length
+    size: int = WINDOW_PREFIX_SIZE + v_fits_length + v_array_length
+    return size
 
 
 def decode_window_from(
