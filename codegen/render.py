@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
+import subprocess
+import sys
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -288,10 +291,7 @@ def _construct_size(m: BinaryMessage, f: Any) -> str:
 
 
 def _alphabet(encoding: str) -> str:
-    top = {"ascii": 127, "latin-1": 255}.get(encoding)
-    if top is None:
-        return "st.characters(exclude_categories=['Cs'])"
-    return f"st.characters(min_codepoint=0, max_codepoint={top})"
+    return {"ascii": "_ASCII", "latin-1": "_LATIN1"}.get(encoding, "_UNICODE")
 
 
 def _strategy_lines(m: BinaryMessage) -> list[str]:
@@ -309,7 +309,7 @@ def _strategy_lines(m: BinaryMessage) -> list[str]:
             lines.append(f"v_{f.name} = draw(st.integers({_int_lo(f)}, {hi}))")
         else:
             width = SCALARS[f.type][1] * 8
-            lines.append(f"v_{f.name} = draw(st.floats(width={width}))")
+            lines.append(f"v_{f.name} = draw(st.floats(width={width}, allow_nan=False))")
     for b in m.fits_blocks:
         for k in b.keywords:
             ref = f"{b.name}.{k.keyword}"
@@ -492,7 +492,7 @@ def _render(env: jinja2.Environment, template: str, spec: Spec, spec_name: str) 
     typing = ["Any", "Final", "TypeAlias", "cast"]
     if spec.params:
         typing.append("Literal")
-    return env.get_template(template).render(
+    context = dict(
         spec=spec,
         spec_name=spec_name,
         stamp=_stamp(spec, spec_name),
@@ -505,6 +505,32 @@ def _render(env: jinja2.Environment, template: str, spec: Spec, spec_name: str) 
         error_imports=sorted(errors),
         exports=_exports(spec),
     )
+    text = env.get_template(template).render(**context)
+    # import only the error classes the rendered code uses
+    used = sorted(e for e in errors if len(re.findall(rf"\b{e}\b", text)) > 1)
+    if used != context["error_imports"]:
+        context["error_imports"] = used
+        text = env.get_template(template).render(**context)
+    return text
+
+
+#: Formatter settings are fixed here (not read from any project config), so that output
+#: depends only on the spec, the templates and the pinned ruff minor version.
+RUFF_FORMAT = ("format", "--isolated", "--line-length", "100", "--target-version", "py311")
+
+
+def format_source(text: str, name: str) -> str:
+    """``text`` as ``ruff format`` writes it, with daqwire's fixed settings."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "ruff", *RUFF_FORMAT, "--stdin-filename", name, "-"],
+        input=text,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"ruff format failed on generated {name}: {proc.stderr.strip()}")
+    return proc.stdout
 
 
 def render_spec(spec: Spec, spec_name: str | None = None) -> list[GeneratedFile]:
@@ -517,14 +543,14 @@ def render_spec(spec: Spec, spec_name: str | None = None) -> list[GeneratedFile]
         )
     name = spec_name or f"specs/{spec.path.name}"
     env = _environment()
+    templates = {
+        f"{spec.protocol}.py": "binary.py.j2",
+        f"{spec.protocol}_construct.py": "binary_construct.py.j2",
+        f"{spec.protocol}_strategies.py": "binary_strategies.py.j2",
+    }
     return [
-        GeneratedFile(f"{spec.protocol}.py", _render(env, "binary.py.j2", spec, name)),
-        GeneratedFile(
-            f"{spec.protocol}_construct.py", _render(env, "binary_construct.py.j2", spec, name)
-        ),
-        GeneratedFile(
-            f"{spec.protocol}_strategies.py", _render(env, "binary_strategies.py.j2", spec, name)
-        ),
+        GeneratedFile(out, format_source(_render(env, template, spec, name), out))
+        for out, template in templates.items()
     ]
 
 

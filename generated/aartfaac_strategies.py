@@ -11,9 +11,13 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from daqwire.generated.aartfaac import (
+from .aartfaac import (
     Window,
 )
+
+_ASCII = st.characters(min_codepoint=0, max_codepoint=127)
+_LATIN1 = st.characters(min_codepoint=0, max_codepoint=255)
+_UNICODE = st.characters(exclude_categories=["Cs"])
 
 __all__ = [
     "windows",
