@@ -118,7 +118,7 @@ def _load_yaml(text: str, file: str) -> tuple[Any, Marks]:
     return data, marks
 
 
-def _schema_error(err: jsonschema.ValidationError, marks: Marks) -> SpecError:
+def _schema_error(err: jsonschema.ValidationError, marks: Marks, data: Any) -> SpecError:
     path: PathT = tuple(err.absolute_path)
     message = err.message
     if err.validator == "additionalProperties" and isinstance(err.instance, dict):
@@ -129,9 +129,32 @@ def _schema_error(err: jsonschema.ValidationError, marks: Marks) -> SpecError:
             message = f"unknown key {unknown[0]!r}"
             if allowed:
                 message += f" (allowed here: {', '.join(sorted(allowed))})"
-    elif err.validator == "false" or (err.validator is None and err.schema is False):
-        message = f"key {path[-1]!r} is not allowed in this family" if path else message
+    elif err.schema is False:
+        # jsonschema leaves the path empty for a `false` subschema; find the value by identity
+        found = _find(data, err.instance, ()) if not path else path
+        if found:
+            path = found
+            family = data.get("family") if isinstance(data, dict) else None
+            message = f"key {path[-1]!r} is not allowed in the {family} family"
     return marks.error(path, message)
+
+
+def _find(node: Any, target: Any, path: PathT) -> PathT | None:
+    """The path of the value that *is* ``target`` (identity) inside ``node``."""
+    items: list[tuple[str | int, Any]]
+    if isinstance(node, dict):
+        items = list(node.items())
+    elif isinstance(node, list):
+        items = list(enumerate(node))
+    else:
+        return None
+    for key, value in items:
+        if value is target:
+            return (*path, key)
+        hit = _find(value, target, (*path, key))
+        if hit:
+            return hit
+    return None
 
 
 def _best_error(errors: list[jsonschema.ValidationError]) -> jsonschema.ValidationError:
@@ -166,5 +189,5 @@ def read_spec(path: str | Path, *, display_name: str | None = None) -> RawSpec:
     validator = jsonschema.Draft202012Validator(spec_schema())
     errors = sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
     if errors:
-        raise _schema_error(_best_error(errors), marks)
+        raise _schema_error(_best_error(errors), marks, data)
     return RawSpec(path, name, data, marks, hashlib.sha256(raw).hexdigest())
