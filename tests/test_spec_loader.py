@@ -149,5 +149,5 @@ def test_designed_families_validate_but_are_not_generated_yet(tmp_path: Path) ->
     with pytest.raises(SpecError, match="binary family only"):
         render_spec(spec)
     path.write_text(path.read_text().replace("family: json_lines", "family: binary"))
-    with pytest.raises(SpecError, match="not allowed|unknown key"):
+    with pytest.raises(SpecError, match=r"not allowed|unknown key"):
         load_spec(path)
