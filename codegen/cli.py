@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"daqwire generate: no specs in {specs_dir}", file=sys.stderr)
         return 2
     if args.check:
-        diff = check(files, out_dir)
+        diff = check(files, out_dir, orphans=not args.spec)
         if diff:
             sys.stdout.write(diff)
             print(

@@ -135,6 +135,11 @@ class PaddingField:
     def in_dataclass(self) -> bool:
         return False
 
+    @property
+    def is_struct_pad(self) -> bool:
+        """Zero bytes that are not checked: a struct ``x`` pad (packs zeros, reads nothing)."""
+        return self.check == "ignore" and self.fill == 0
+
 
 @dataclass
 class BlockField:
@@ -216,7 +221,7 @@ class StructRun:
     @property
     def unpacked(self) -> list[ScalarField | PaddingField]:
         """The fields that produce a value when unpacked (ignored padding does not)."""
-        return [f for f in self.fields if not (isinstance(f, PaddingField) and f.check == "ignore")]
+        return [f for f in self.fields if not (isinstance(f, PaddingField) and f.is_struct_pad)]
 
 
 @dataclass
@@ -474,7 +479,7 @@ class _Builder:
         fmt = order
         for f in run:
             if isinstance(f, PaddingField):
-                fmt += f"{f.size}x" if f.check == "ignore" else f"{f.size}s"
+                fmt += f"{f.size}x" if f.is_struct_pad else f"{f.size}s"
             else:
                 fmt += f.code
         return StructRun(index, fmt, list(run), sum(f.size for f in run))
@@ -596,6 +601,10 @@ class _Builder:
                             )
             if sf.min is not None and sf.max is not None and sf.min > sf.max:
                 raise self.fail((*path, "min"), "min is greater than max")
+            if sf.length_of is not None and (sf.enum is not None or sf.min is not None):
+                raise self.fail(
+                    (*path, "length_of"), "a length field takes max (its limit), not enum or min"
+                )
             if sf.const is not None and (
                 sf.enum or sf.length_of or sf.min is not None or sf.max is not None
             ):
@@ -625,6 +634,11 @@ class _Builder:
                 block.fits = True
                 block.end_card = fmt.get("end_card", "required")
                 for key, kw in (fmt.get("keywords") or {}).items():
+                    if kw["type"] not in ("int", "float") and ("min" in kw or "max" in kw):
+                        raise self.fail(
+                            (*path, "format", "keywords", key, "min" if "min" in kw else "max"),
+                            f"min and max apply to int and float keywords, not {kw['type']}",
+                        )
                     block.keywords.append(
                         FitsKeyword(
                             key,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import re
 import subprocess
 import sys
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
@@ -93,6 +93,13 @@ def _fill_bytes(f: PaddingField) -> str:
     return f"{_bytes_literal(bytes([f.fill]))} * {f.size}"
 
 
+def _range_text(f: Any) -> str:
+    lo, hi = f.min, f.max
+    if lo is not None and hi is not None:
+        return f"allowed {lo} to {hi}"
+    return f"must be >= {lo}" if lo is not None else f"must be <= {hi}"
+
+
 def _int_lo(f: ScalarField) -> str:
     lo = int_range(f.type)[0]
     return str(max(lo, int(f.min)) if f.min is not None else lo)
@@ -119,7 +126,7 @@ def _prefix_items(m: BinaryMessage) -> list[tuple[ScalarField | PaddingField, in
     index = 0
     for run, run_off in _prefix_runs(m):
         for f in run.fields:
-            if not (isinstance(f, PaddingField) and f.check == "ignore"):
+            if not (isinstance(f, PaddingField) and f.is_struct_pad):
                 items.append((f, index, run_off + _offset_in_run(run, f)))
                 index += 1
     return items
@@ -396,6 +403,7 @@ def _environment() -> jinja2.Environment:
         fill_bytes=_fill_bytes,
         bytes_literal=_bytes_literal,
         int_lo=_int_lo,
+        range_text=_range_text,
         int_hi=_int_hi,
     )
     env.globals.update(
@@ -589,9 +597,18 @@ def write(files: list[GeneratedFile], out_dir: Path) -> list[Path]:
     return written
 
 
-def check(files: list[GeneratedFile], out_dir: Path) -> str:
-    """A unified diff between what is on disk and what the specs produce ('' when in step)."""
+def check(files: list[GeneratedFile], out_dir: Path, *, orphans: bool = True) -> str:
+    """A unified diff between what is on disk and what the specs produce ('' when in step).
+
+    With ``orphans``, a module in ``out_dir`` that no spec produces (its spec was deleted or
+    renamed) is reported as a file to delete.
+    """
     chunks = []
+    if orphans and out_dir.is_dir():
+        produced = {f.name for f in files} | {"__init__.py"}
+        for path in sorted(out_dir.glob("*.py")):
+            if path.name not in produced and path.read_text("utf-8").startswith("# DO NOT EDIT"):
+                chunks.append(f"generated/{path.name}: no spec produces this file; delete it\n")
     for f in files:
         target = out_dir / f.name
         current = target.read_text("utf-8") if target.exists() else ""

@@ -77,8 +77,9 @@ _FITS_VALUE: Final[dict[str, re.Pattern[bytes]]] = {
     "str": re.compile(rb"= *'((?:[^']|'')*)' *(?:/|$)"),
     "bool": re.compile(rb"= *([TF]) *(?:/|$)"),
     "isotime": re.compile(
-        rb"= *'([0-9]{4}-[0-9]{2}-[0-9]{2}(?:T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?)?"
-        rb"(?:Z|[+-][0-9]{2}:?[0-9]{2})?) *' *(?:/|$)"
+        rb"= *'([0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
+        rb"(?:T(?:[01][0-9]|2[0-3]):[0-5][0-9]:(?:[0-5][0-9]|60)(?:\.[0-9]+)?"
+        rb"(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])?)?) *' *(?:/|$)"
     ),
 }
 
@@ -196,6 +197,13 @@ def _window_fits_scan(
 ) -> tuple[int, int]:
     """Check every FITS card of ``fits`` (at stream offset ``at``); note volatile cards."""
     n = len(text)
+    if not n:
+        raise FieldValueError(
+            "FITS header text is empty",
+            protocol=PROTOCOL,
+            field_path="window.fits",
+            offset=at,
+        )
     if n % _FITS_CARD:
         raise FieldValueError(
             f"FITS header text is {n} bytes, not a whole number of 80-byte cards",
@@ -225,7 +233,7 @@ def _window_fits_scan(
     kw_naxis1 = int(_fits_value(text, pos, "int", at, "window.fits.NAXIS1"))
     if kw_naxis1 < 1:
         raise FieldValueError(
-            f"FITS keyword NAXIS1 = {kw_naxis1} is out of range [1, ]",
+            f"FITS keyword NAXIS1 = {kw_naxis1} is out of range: must be >= 1",
             protocol=PROTOCOL,
             field_path="window.fits.NAXIS1",
             offset=at + pos,
@@ -241,7 +249,7 @@ def _window_fits_scan(
     kw_naxis2 = int(_fits_value(text, pos, "int", at, "window.fits.NAXIS2"))
     if kw_naxis2 < 1:
         raise FieldValueError(
-            f"FITS keyword NAXIS2 = {kw_naxis2} is out of range [1, ]",
+            f"FITS keyword NAXIS2 = {kw_naxis2} is out of range: must be >= 1",
             protocol=PROTOCOL,
             field_path="window.fits.NAXIS2",
             offset=at + pos,

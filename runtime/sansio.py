@@ -16,6 +16,8 @@ class NeedData(enum.Enum):
     def __repr__(self) -> str:
         return "NEED_DATA"
 
+    __str__ = __repr__
+
 
 class StreamEnd(enum.Enum):
     """Returned by ``next_event()`` once the stream was closed and every message was taken."""
@@ -24,6 +26,8 @@ class StreamEnd(enum.Enum):
 
     def __repr__(self) -> str:
         return "STREAM_END"
+
+    __str__ = __repr__
 
 
 NEED_DATA: Final = NeedData.NEED_DATA
