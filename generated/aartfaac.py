@@ -665,6 +665,18 @@ def encode_window(
     pixel_order: PixelOrder = "naxis2_fastest",
 ) -> bytes:
     """``msg`` as bytes on the wire."""
+    if msg.fits_length > 1048576:  # before allocating the output
+        raise LocalProtocolError(
+            f"fits is {msg.fits_length} bytes, over the spec limit of 1048576",
+            protocol=PROTOCOL,
+            field_path="window.fits",
+        )
+    if msg.array_length > 268435456:  # before allocating the output
+        raise LocalProtocolError(
+            f"image is {msg.array_length} bytes, over the spec limit of 268435456",
+            protocol=PROTOCOL,
+            field_path="window.image",
+        )
     out = bytearray(encoded_window_size(msg))
     encode_window_into(
         msg,
