@@ -204,6 +204,18 @@ def _shape_exprs(m: BinaryMessage, a: ArrayField, encode: bool = False) -> list[
     return out
 
 
+def _strides(m: BinaryMessage, a: ArrayField, order: str) -> str:
+    """The strides tuple (an expression) of a view over ``a`` in memory order ``order``."""
+    dims = _shape_exprs(m, a) if a.shape else ["count"]
+    if len(dims) == 1:
+        return f"({a.itemsize},)"
+    out = []
+    for i in range(len(dims)):
+        rest = dims[:i] if order == "F" else dims[i + 1 :]
+        out.append(" * ".join([str(a.itemsize), *rest]))
+    return "(" + ", ".join(out) + ")"
+
+
 def _shape_fmt(m: BinaryMessage, a: ArrayField) -> str:
     return "(" + ", ".join("{" + e + "}" for e in _shape_exprs(m, a)) + ")"
 
@@ -416,6 +428,7 @@ def _environment() -> jinja2.Environment:
         encoded_size_expr=_encoded_size_expr,
         shape_exprs=_shape_exprs,
         shape_fmt=_shape_fmt,
+        strides=_strides,
         length_value_expr=_length_value_expr,
         pack_value=_pack_value,
         fits_returned=_fits_returned,

@@ -63,6 +63,12 @@ require_generated_api(__name__, GENERATED_API, GENERATOR_VERSION)
 
 Buffer: TypeAlias = bytes | bytearray | memoryview
 
+
+def _as_bytes_view(view: memoryview) -> memoryview:
+    """A view of the bytes of ``view`` whatever its item format (a copy if not contiguous)."""
+    return view.cast("B") if view.c_contiguous else memoryview(view.tobytes())
+
+
 PixelOrder: TypeAlias = Literal["naxis2_fastest", "naxis1_fastest"]
 _PIXEL_ORDER: Final[dict[str, Literal["C", "F"]]] = {
     "naxis2_fastest": "F",
@@ -409,6 +415,8 @@ def window_frame_size(
 
     Checks the fixed part (constants, limits), so a bad header fails before its body arrives.
     """
+    if isinstance(data, memoryview) and (data.itemsize != 1 or not data.c_contiguous):
+        data = _as_bytes_view(data)
     if len(data) - offset < WINDOW_PREFIX_SIZE:
         return None
     c_magic, v_fits_length, v_array_length = _WINDOW_S0.unpack_from(data, offset)
@@ -471,6 +479,8 @@ def decode_window_from(
             protocol=PROTOCOL,
             field_path="window",
         )
+    if isinstance(data, memoryview) and (data.itemsize != 1 or not data.c_contiguous):
+        data = _as_bytes_view(data)
     end = len(data)
     if end - offset < WINDOW_PREFIX_SIZE:
         raise _window_truncated(end - offset, None, offset, base)
@@ -538,17 +548,22 @@ def decode_window_from(
             field_path="window.image",
             offset=base + pos,
         )
+    if order_pixel_order == "F":
+        strides_image = (4, 4 * kw_fits_naxis2)
+    else:
+        strides_image = (4 * kw_fits_naxis1, 4)
     v_image = np.ndarray(
         (kw_fits_naxis2, kw_fits_naxis1),
         _WINDOW_IMAGE_DTYPE,
         data,
         pos,
-        order=order_pixel_order,
+        strides_image,
     )
     pos += count * 4
     msg = _WINDOW_NEW(Window)
     _WINDOW_SET_FITS(msg, v_fits)
     _WINDOW_SET_IMAGE(msg, v_image)
+
     return msg, pos
 
 
@@ -560,13 +575,100 @@ def decode_window(
     max_image_bytes: int = WINDOW_MAX_IMAGE_BYTES,
 ) -> Window:
     """Decode exactly one ``window`` from ``data``; trailing bytes are an error."""
-    msg, stop = decode_window_from(
+    offset = base = 0
+    order_pixel_order = _PIXEL_ORDER.get(pixel_order)
+    if order_pixel_order is None:
+        raise LocalProtocolError(
+            f"unknown pixel_order {pixel_order!r}",
+            protocol=PROTOCOL,
+            field_path="window",
+        )
+    if isinstance(data, memoryview) and (data.itemsize != 1 or not data.c_contiguous):
+        data = _as_bytes_view(data)
+    end = len(data)
+    if end - offset < WINDOW_PREFIX_SIZE:
+        raise _window_truncated(end - offset, None, offset, base)
+    c_magic, v_fits_length, v_array_length = _WINDOW_S0.unpack_from(data, offset)
+    if c_magic != WINDOW_MAGIC:
+        raise _window_bad_const(
+            "magic",
+            c_magic,
+            WINDOW_MAGIC,
+            "Q",
+            base + offset,
+        )
+    if v_fits_length > max_fits_bytes:
+        raise LengthLimitError(
+            f"fits_length announces {v_fits_length} bytes of fits, over the limit of {max_fits_bytes}",
+            limit=max_fits_bytes,
+            actual=v_fits_length,
+            protocol=PROTOCOL,
+            field_path="window.fits_length",
+            offset=base + offset + 8,
+        )
+    if v_array_length > max_image_bytes:
+        raise LengthLimitError(
+            f"array_length announces {v_array_length} bytes of image, over the limit of {max_image_bytes}",
+            limit=max_image_bytes,
+            actual=v_array_length,
+            protocol=PROTOCOL,
+            field_path="window.array_length",
+            offset=base + offset + 12,
+        )
+    if v_array_length % 4:
+        raise LengthMismatchError(
+            f"array_length = {v_array_length} is not a multiple of 4 (image holds float32 elements)",
+            protocol=PROTOCOL,
+            field_path="window.array_length",
+            offset=base + offset + 12,
+        )
+
+    if end - offset < WINDOW_PREFIX_SIZE + v_fits_length + v_array_length:
+        raise _window_truncated(
+            end - offset,
+            (c_magic, v_fits_length, v_array_length),
+            offset,
+            base,
+        )
+    pos = offset + WINDOW_PREFIX_SIZE
+    stop = pos + v_fits_length
+    raw_fits = bytes(data[pos:stop])
+    try:
+        v_fits = raw_fits.decode("ascii")
+    except UnicodeDecodeError as exc:
+        raise FieldValueError(
+            f"fits is not ascii text: byte {raw_fits[exc.start]:#04x}",
+            protocol=PROTOCOL,
+            field_path="window.fits",
+            offset=base + pos + exc.start,
+        ) from None
+    kw_fits_naxis1, kw_fits_naxis2 = _window_fits_keywords(raw_fits, base + pos)
+    pos = stop
+    count = v_array_length // 4
+    if kw_fits_naxis2 * kw_fits_naxis1 != count:
+        raise ShapeMismatchError(
+            f"image shape ({kw_fits_naxis2}, {kw_fits_naxis1}) needs {(kw_fits_naxis2 * kw_fits_naxis1) * 4} bytes but array_length is {v_array_length}",
+            protocol=PROTOCOL,
+            field_path="window.image",
+            offset=base + pos,
+        )
+    if order_pixel_order == "F":
+        strides_image = (4, 4 * kw_fits_naxis2)
+    else:
+        strides_image = (4 * kw_fits_naxis1, 4)
+    v_image = np.ndarray(
+        (kw_fits_naxis2, kw_fits_naxis1),
+        _WINDOW_IMAGE_DTYPE,
         data,
-        0,
-        pixel_order=pixel_order,
-        max_fits_bytes=max_fits_bytes,
-        max_image_bytes=max_image_bytes,
+        pos,
+        strides_image,
     )
+    pos += count * 4
+    msg = _WINDOW_NEW(Window)
+    _WINDOW_SET_FITS(msg, v_fits)
+    _WINDOW_SET_IMAGE(msg, v_image)
+
+    stop = pos
     if stop != len(data):
         raise TrailingDataError(
             f"{len(data) - stop} bytes after the end of the window",
@@ -731,6 +833,8 @@ class WindowDecoder:
 
     def feed(self, data: Buffer) -> None:
         """Add received bytes; ``feed(b"")`` means the peer closed the stream."""
+        if isinstance(data, memoryview) and (data.itemsize != 1 or not data.c_contiguous):
+            data = _as_bytes_view(data)
         if self._closed and data:
             raise LocalProtocolError("feed() after the end of the stream", protocol=PROTOCOL)
         if not data:
