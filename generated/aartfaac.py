@@ -482,6 +482,12 @@ def decode_window_from(
     if isinstance(data, memoryview) and (data.itemsize != 1 or not data.c_contiguous):
         data = _as_bytes_view(data)
     end = len(data)
+    if not 0 <= offset <= end:
+        raise LocalProtocolError(
+            f"offset {offset} is outside the {end} bytes given",
+            protocol=PROTOCOL,
+            field_path="window",
+        )
     if end - offset < WINDOW_PREFIX_SIZE:
         raise _window_truncated(end - offset, None, offset, base)
     c_magic, v_fits_length, v_array_length = _WINDOW_S0.unpack_from(data, offset)
@@ -586,6 +592,12 @@ def decode_window(
     if isinstance(data, memoryview) and (data.itemsize != 1 or not data.c_contiguous):
         data = _as_bytes_view(data)
     end = len(data)
+    if not 0 <= offset <= end:
+        raise LocalProtocolError(
+            f"offset {offset} is outside the {end} bytes given",
+            protocol=PROTOCOL,
+            field_path="window",
+        )
     if end - offset < WINDOW_PREFIX_SIZE:
         raise _window_truncated(end - offset, None, offset, base)
     c_magic, v_fits_length, v_array_length = _WINDOW_S0.unpack_from(data, offset)
@@ -795,7 +807,8 @@ class WindowDecoder:
     ``next_event()`` returns a message, ``NEED_DATA`` while one is incomplete, and
     ``STREAM_END`` after ``close()`` once everything was taken. Each message gets a buffer
     of its own, so its arrays stay valid; no message is built from more than one copy.
-    A ``RemoteProtocolError`` (with the stream offset) is raised again on every later call.
+    A ``RemoteProtocolError`` (with the stream offset) is raised again by every later
+    ``next_event()`` and ``feed()``, so nothing more is buffered after it.
     """
 
     def __init__(
@@ -835,6 +848,8 @@ class WindowDecoder:
         """Add received bytes; ``feed(b"")`` means the peer closed the stream."""
         if isinstance(data, memoryview) and (data.itemsize != 1 or not data.c_contiguous):
             data = _as_bytes_view(data)
+        if self._error is not None:
+            raise self._error
         if self._closed and data:
             raise LocalProtocolError("feed() after the end of the stream", protocol=PROTOCOL)
         if not data:
