@@ -30,7 +30,7 @@ EPILOG = """\
 examples:
   daqwire generate                 regenerate everything after editing a spec
   daqwire generate --check         exit 1 and print a diff if generated/ is stale (CI)
-  daqwire generate --spec aartfaac --out /tmp/gen   render one spec elsewhere
+  daqwire generate --spec aartfaac --out build/gen  render one spec elsewhere
 """
 
 
