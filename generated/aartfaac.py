@@ -415,11 +415,10 @@ def window_frame_size(
 
     Checks the fixed part (constants, limits), so a bad header fails before its body arrives.
     """
-    if isinstance(data, memoryview) and (data.itemsize != 1 or not data.c_contiguous):
-        data = _as_bytes_view(data)
-    if len(data) - offset < WINDOW_PREFIX_SIZE:
+    try:
+        c_magic, v_fits_length, v_array_length = _WINDOW_S0.unpack_from(data, offset)
+    except struct.error:  # fewer bytes than the fixed part: not yet
         return None
-    c_magic, v_fits_length, v_array_length = _WINDOW_S0.unpack_from(data, offset)
     if c_magic != WINDOW_MAGIC:
         raise _window_bad_const(
             "magic",
