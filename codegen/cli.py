@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 import time
 from pathlib import Path
@@ -13,8 +12,6 @@ from daqwire.codegen.version import GENERATOR_VERSION
 from daqwire.errors import SpecError
 
 __all__ = ["add_arguments", "main", "run"]
-
-log = logging.getLogger(__name__)
 
 DESCRIPTION = """\
 Regenerate daqwire's protocol modules from the YAML specs.

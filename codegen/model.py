@@ -231,6 +231,7 @@ class BinaryMessage:
     fields: list[Field]
     segments: list[StructRun | BlockField | ArrayField]
     prefix_size: int  # bytes of the leading fixed part, where every length field sits
+    param_defaults: dict[str, str] = field(default_factory=dict)  # spec parameter -> default
 
     @property
     def class_name(self) -> str:
@@ -465,7 +466,8 @@ class _Builder:
             segments.append(self._run(run, len(segments)))
         if prefix_size is None:
             prefix_size = offset or 0
-        return BinaryMessage(mname, m.get("doc", ""), fields, segments, prefix_size)
+        defaults = {name: p.default for name, p in self.params.items()}
+        return BinaryMessage(mname, m.get("doc", ""), fields, segments, prefix_size, defaults)
 
     @staticmethod
     def _run_order(run: list[ScalarField | PaddingField]) -> str:

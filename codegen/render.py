@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import math
 import re
 import subprocess
 import sys
@@ -250,27 +249,9 @@ def _param_names(m: BinaryMessage) -> list[str]:
     return m.order_params
 
 
-def _param_sig(m: BinaryMessage, leading_star: bool = False) -> str:
-    names = _param_names(m)
-    if not names:
-        return ""
-    spec_params = _CURRENT_SPEC.params
-    parts = [f'{p}: {camel(p)} = "{spec_params[p].default}"' for p in names]
-    return ", *, " + ", ".join(parts)
-
-
-def _param_pass(m: BinaryMessage, limits: bool = False, self_: bool = False) -> str:
-    names = list(_param_names(m))
-    if limits:
-        names += [str(f.limit_param) for f in m.length_fields if f.limit_param]
-    prefix = "self." if self_ else ""
-    return "".join(f", {n}={prefix}{n}" for n in names)
-
-
 def _param_defaults(m: BinaryMessage, indent: int = 4) -> str:
     pad = " " * indent
-    spec_params = _CURRENT_SPEC.params
-    return "\n".join(f'{pad}{p}: {camel(p)} = "{spec_params[p].default}",' for p in _param_names(m))
+    return "\n".join(f'{pad}{p}: {camel(p)} = "{m.param_defaults[p]}",' for p in _param_names(m))
 
 
 def _param_kw_defaults(m: BinaryMessage, indent: int = 4) -> str:
@@ -394,9 +375,6 @@ def _strategy_lines(m: BinaryMessage) -> list[str]:
     return lines
 
 
-_CURRENT_SPEC: Spec
-
-
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("daqwire.codegen", "templates"),
@@ -433,16 +411,12 @@ def _environment() -> jinja2.Environment:
         pack_value=_pack_value,
         fits_returned=_fits_returned,
         fits_return_types=_fits_return_types,
-        param_sig=_param_sig,
-        param_pass=_param_pass,
         param_kw_defaults=_param_kw_defaults,
         param_defaults=_param_defaults,
         param_lines=_param_lines,
         construct_scalar=_construct_scalar,
         construct_size=_construct_size,
         strategy_lines=_strategy_lines,
-        math=math,
-        SCALARS=SCALARS,
         sort_all=_sort_all,
     )
     return env
@@ -495,8 +469,6 @@ def _sort_all(names: Iterable[str]) -> list[str]:
 
 
 def _render(env: jinja2.Environment, template: str, spec: Spec, spec_name: str) -> str:
-    global _CURRENT_SPEC
-    _CURRENT_SPEC = spec
     has_arrays = any(m.arrays for m in spec.messages)
     fits_used = any(m.fits_blocks for m in spec.messages)
     errors = {

@@ -75,6 +75,16 @@ def make_fits(
     return text
 
 
+def window_header(fits_length: int, array_length: int, magic: int = 0x47494A53484F4D4F) -> bytes:
+    """A 512-byte AARTFAAC window header announcing the given lengths (zero padding)."""
+    return (
+        magic.to_bytes(8, "little")
+        + fits_length.to_bytes(4, "little")
+        + array_length.to_bytes(4, "little")
+        + bytes(496)
+    )
+
+
 def index_image(naxis1: int, naxis2: int) -> np.ndarray:
     """The vectors' ``index`` pattern as a [y, x] float32 array: pixel (x, y) = y*NAXIS1 + x."""
     return np.arange(naxis1 * naxis2, dtype="<f4").reshape(naxis2, naxis1)

@@ -33,6 +33,7 @@ from daqwire.generated.aartfaac import (
     encode_window,
 )
 from daqwire.generated.aartfaac_strategies import windows
+from tests.conftest import window_header
 
 SEQ3 = "seq3_w16x16_casa4d"
 WINDOW_BYTES = 7296  # one w16x16_casa4d window
@@ -68,12 +69,7 @@ def _feed_in_chunks(decoder: WindowDecoder, data: bytes, size: int) -> list[Wind
 
 
 def _header(fits_length: int, array_length: int) -> bytes:
-    return (
-        WINDOW_MAGIC.to_bytes(8, "little")
-        + fits_length.to_bytes(4, "little")
-        + array_length.to_bytes(4, "little")
-        + bytes(496)
-    )
+    return window_header(fits_length, array_length)
 
 
 def _expect_error(decoder: WindowDecoder) -> RemoteProtocolError:

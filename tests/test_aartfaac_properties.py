@@ -28,6 +28,7 @@ from daqwire.generated.aartfaac import (
 )
 from daqwire.generated.aartfaac_construct import WINDOW
 from daqwire.generated.aartfaac_strategies import windows
+from tests.conftest import window_header
 
 PIXEL_ORDERS = ["naxis2_fastest", "naxis1_fastest"]
 WIRE_ORDER = {"naxis2_fastest": "F", "naxis1_fastest": "C"}
@@ -281,12 +282,7 @@ def test_random_bytes_raise_only_remote_protocol_errors(data: bytes, cuts: list[
 def test_valid_magic_random_lengths_and_body(
     fits_length: int, array_length: int, body: bytes, cuts: list[int]
 ) -> None:
-    header = (
-        WINDOW_MAGIC.to_bytes(8, "little")
-        + fits_length.to_bytes(4, "little")
-        + array_length.to_bytes(4, "little")
-        + bytes(496)
-    )
+    header = window_header(fits_length, array_length)
     _check_both_decoders(header + body, cuts)
 
 

@@ -45,6 +45,7 @@ from daqwire.generated.aartfaac import (
     window_frame_size,
 )
 from daqwire.generated.aartfaac_construct import WINDOW
+from tests.conftest import window_header
 
 SINGLE_WINDOWS = ["w16x16_casa4d", "w64x32_casa4d", "w16x16_special", "w1024x1024_casa4d"]
 EDGE_ACCEPTED = ["nonzero_padding", "fits_unpadded", "date_obs_with_Z", "date_obs_no_fraction"]
@@ -570,12 +571,7 @@ def test_image_limit_from_header_alone(load_vector: Any, name: str) -> None:
 def test_huge_announced_lengths_fail_at_once(
     fits_length: int, array_length: int, field_path: str, limit: int, offset: int
 ) -> None:
-    header = (
-        WINDOW_MAGIC.to_bytes(8, "little")
-        + fits_length.to_bytes(4, "little")
-        + array_length.to_bytes(4, "little")
-        + bytes(496)
-    )
+    header = window_header(fits_length, array_length)
     for call in (window_frame_size, decode_window_from, decode_window):
         with pytest.raises(LengthLimitError) as info:
             call(header)
