@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
+import struct
 import subprocess
 import sys
 from collections.abc import Iterable
@@ -236,6 +237,71 @@ def _pack_value(m: BinaryMessage, f: ScalarField | PaddingField) -> str:
     return f"msg.{f.name}"
 
 
+def _sync_literal(m: BinaryMessage) -> str | None:
+    """Wire bytes of a message's leading constant, which a reader scans for to resynchronise."""
+    first = m.fields[0] if m.fields else None
+    if not isinstance(first, ScalarField) or first.const is None:
+        return None
+    fmt = ("<" if first.byte_order == "little" else ">") + first.code
+    return _bytes_literal(struct.pack(fmt, first.const))
+
+
+def _parts_fields(m: BinaryMessage) -> list[BlockField | ArrayField]:
+    """The blocks of a message that ``decode_<msg>_parts`` takes, or [] if it has none.
+
+    Only a message made of one fixed run of constants, padding and length fields, then
+    blocks that those length fields measure, can be rebuilt from its blocks alone.
+    """
+    runs = _prefix_runs(m)
+    if len(runs) != 1:
+        return []
+    for f in runs[0][0].fields:
+        if isinstance(f, ScalarField) and f.const is None and f.length_of is None:
+            return []
+    rest = m.segments[1:]
+    measured = {f.length_of for f in m.length_fields}
+    blocks: list[BlockField | ArrayField] = []
+    for seg in rest:
+        if not isinstance(seg, BlockField | ArrayField) or seg.name not in measured:
+            return []
+        blocks.append(seg)
+    return blocks
+
+
+def _parts_pack_args(m: BinaryMessage) -> str:
+    """Arguments of the fixed run's ``pack_into`` when the blocks are given as buffers."""
+    args = []
+    for f in _prefix_runs(m)[0][0].fields:
+        if isinstance(f, PaddingField):
+            if not f.is_struct_pad:
+                args.append(_fill_bytes(f))
+        elif f.const is not None:
+            args.append(f"{m.name.upper()}_{f.name.upper()}")
+        else:
+            args.append(f"len({f.length_of})")
+    return ", ".join(args)
+
+
+_FITS_PYTYPES = {"int": "int", "float": "float", "bool": "bool", "str": "str", "isotime": "str"}
+
+
+def _fits_pytype(k: FitsKeyword) -> str:
+    return _FITS_PYTYPES[k.type]
+
+
+def _fits_convert(k: FitsKeyword, raw: str) -> str:
+    """Expression that turns the raw value bytes ``raw`` of keyword ``k`` into its Python value."""
+    if k.type == "int":
+        return f"int({raw})"
+    if k.type == "float":
+        return f'float({raw}.replace(b"D", b"E"))'
+    if k.type == "bool":
+        return f'{raw} == b"T"'
+    if k.type == "str":
+        return f"""{raw}.decode("ascii").replace("''", "'").rstrip()"""
+    return f'{raw}.decode("ascii")'
+
+
 def _fits_returned(b: BlockField) -> list[FitsKeyword]:
     return [k for k in b.keywords if k.type in ("int", "float") and k.required]
 
@@ -409,6 +475,11 @@ def _environment() -> jinja2.Environment:
         strides=_strides,
         length_value_expr=_length_value_expr,
         pack_value=_pack_value,
+        sync_literal=_sync_literal,
+        fits_pytype=_fits_pytype,
+        fits_convert=_fits_convert,
+        parts_fields=_parts_fields,
+        parts_pack_args=_parts_pack_args,
         fits_returned=_fits_returned,
         fits_return_types=_fits_return_types,
         param_kw_defaults=_param_kw_defaults,
@@ -447,6 +518,12 @@ def _exports(spec: Spec) -> list[str]:
             for f in m.length_fields
             if f.max is not None
         ]
+        if _sync_literal(m) is not None:
+            names.append(f"{up}_SYNC_BYTES")
+        if _parts_fields(m):
+            names.append(f"decode_{m.name}_parts")
+        for b in m.fits_blocks:
+            names += [f"{m.class_name}{camel(b.name)}Keywords", f"{m.name}_{b.name}_keywords"]
         names += [
             f"decode_{m.name}",
             f"decode_{m.name}_from",

@@ -43,14 +43,18 @@ __all__ = [
     "WINDOW_MAX_FITS_BYTES",
     "WINDOW_MAX_IMAGE_BYTES",
     "WINDOW_PREFIX_SIZE",
+    "WINDOW_SYNC_BYTES",
     "PixelOrder",
     "Window",
     "WindowDecoder",
+    "WindowFitsKeywords",
     "decode_window",
     "decode_window_from",
+    "decode_window_parts",
     "encode_window",
     "encode_window_into",
     "encoded_window_size",
+    "window_fits_keywords",
     "window_frame_size",
 ]
 
@@ -118,6 +122,8 @@ def _fits_value(text: bytes, pos: int, kind: str, at: int, path: str) -> bytes:
 # --- message window ------------------------------------------------------------------------------
 
 WINDOW_PREFIX_SIZE: Final = 512
+#: wire bytes of ``magic``, which starts every ``window``: scan for them to resynchronise
+WINDOW_SYNC_BYTES: Final = b"\x4f\x4d\x4f\x48\x53\x4a\x49\x47"
 WINDOW_MAGIC: Final = 0x47494A53484F4D4F
 WINDOW_MAX_FITS_BYTES: Final = 1048576
 WINDOW_MAX_IMAGE_BYTES: Final = 268435456
@@ -304,6 +310,56 @@ def _window_fits_keywords(text: bytes, at: int) -> tuple[int, int]:
     chunks.append((start, text[start:]))
     _WINDOW_FITS_SEEN[0] = (len(text), tuple(chunks), tuple(volatile), result)
     return result
+
+
+@dataclass(frozen=True, slots=True)
+class WindowFitsKeywords:
+    """The FITS keywords the spec names in ``window.fits``, typed.
+
+    ``naxis1``: NAXIS1: Image width (pixels along x).
+    ``naxis2``: NAXIS2: Image height (pixels along y).
+    ``date_obs``: DATE-OBS: Observation time; the merger groups on it.
+    """
+
+    naxis1: int
+    naxis2: int
+    date_obs: str
+
+
+def window_fits_keywords(text: str | Buffer) -> WindowFitsKeywords:
+    """The keywords the spec names, read from ``fits`` text and checked as a decode checks them.
+
+    Raises ``FieldValueError`` (offsets within ``text``) if one is missing or malformed.
+    """
+    if isinstance(text, str):
+        try:
+            raw = text.encode("ascii")
+        except UnicodeEncodeError as exc:
+            raise FieldValueError(
+                f"FITS header text is not ASCII (character {exc.start})",
+                protocol=PROTOCOL,
+                field_path="window.fits",
+                offset=exc.start,
+            ) from None
+    else:
+        raw = bytes(text)
+    _window_fits_scan(raw, 0, [])
+    firsts = raw[::_FITS_CARD]
+    ncards = len(firsts)
+    pos = _fits_find(raw, firsts, b"END     ", ncards)
+    if pos >= 0:
+        ncards = pos // _FITS_CARD
+    pos = _fits_find(raw, firsts, b"NAXIS1  ", ncards)
+    kw_naxis1 = int(_fits_value(raw, pos, "int", 0, "window.fits.NAXIS1"))
+    pos = _fits_find(raw, firsts, b"NAXIS2  ", ncards)
+    kw_naxis2 = int(_fits_value(raw, pos, "int", 0, "window.fits.NAXIS2"))
+    pos = _fits_find(raw, firsts, b"DATE-OBS", ncards)
+    kw_date_obs = _fits_value(raw, pos, "isotime", 0, "window.fits.DATE-OBS").decode("ascii")
+    return WindowFitsKeywords(
+        naxis1=kw_naxis1,
+        naxis2=kw_naxis2,
+        date_obs=kw_date_obs,
+    )
 
 
 def _window_fixed(
@@ -687,6 +743,55 @@ def decode_window(
             field_path="window",
             offset=stop,
         )
+    return msg
+
+
+def decode_window_parts(
+    fits: Buffer,
+    image: Buffer,
+    *,
+    pixel_order: PixelOrder = "naxis2_fastest",
+    max_fits_bytes: int = WINDOW_MAX_FITS_BYTES,
+    max_image_bytes: int = WINDOW_MAX_IMAGE_BYTES,
+) -> Window:
+    """Decode a ``window`` whose blocks arrived as separate buffers (one copy into a new frame).
+
+    Checks everything ``decode_window`` checks; error offsets count from the rebuilt message.
+    """
+    if isinstance(fits, memoryview) and fits.itemsize != 1:
+        fits = _as_bytes_view(fits)
+    if isinstance(image, memoryview) and image.itemsize != 1:
+        image = _as_bytes_view(image)
+    if len(fits) > max_fits_bytes:
+        raise LengthLimitError(
+            f"fits is {len(fits)} bytes, over the limit of {max_fits_bytes}",
+            limit=max_fits_bytes,
+            actual=len(fits),
+            protocol=PROTOCOL,
+            field_path="window.fits_length",
+            offset=8,
+        )
+    if len(image) > max_image_bytes:
+        raise LengthLimitError(
+            f"image is {len(image)} bytes, over the limit of {max_image_bytes}",
+            limit=max_image_bytes,
+            actual=len(image),
+            protocol=PROTOCOL,
+            field_path="window.array_length",
+            offset=12,
+        )
+    frame = bytearray(WINDOW_PREFIX_SIZE + len(fits) + len(image))
+    _WINDOW_S0.pack_into(frame, 0, WINDOW_MAGIC, len(fits), len(image))
+    pos = WINDOW_PREFIX_SIZE
+    frame[pos : pos + len(fits)] = fits
+    pos += len(fits)
+    frame[pos : pos + len(image)] = image
+    msg, _ = decode_window_from(
+        frame,
+        pixel_order=pixel_order,
+        max_fits_bytes=max_fits_bytes,
+        max_image_bytes=max_image_bytes,
+    )
     return msg
 
 

@@ -14,6 +14,9 @@ __all__ = [
     "RemoteProtocolError",
     "ShapeMismatchError",
     "SpecError",
+    "StreamClosedError",
+    "StreamError",
+    "StreamTimeoutError",
     "TrailingDataError",
     "TruncatedError",
 ]
@@ -149,3 +152,26 @@ class FieldValueError(RemoteProtocolError):
 
 class TrailingDataError(RemoteProtocolError):
     """A buffer decoded as exactly one message holds bytes after its end."""
+
+
+class StreamError(DaqwireError):
+    """A connection-level failure of a stream; ``stream`` names it (``host:port``)."""
+
+    def __init__(self, message: str, *, stream: str = "") -> None:
+        self.message = message
+        self.stream = stream
+        super().__init__(f"{stream}: {message}" if stream else message)
+
+
+class StreamTimeoutError(StreamError, TimeoutError):
+    """The peer sent nothing within the read timeout (a silent server)."""
+
+
+class StreamClosedError(StreamError, ConnectionError):
+    """The peer closed the connection; ``truncated`` is set if it did so inside a message."""
+
+    def __init__(
+        self, message: str, *, stream: str = "", truncated: TruncatedError | None = None
+    ) -> None:
+        self.truncated = truncated
+        super().__init__(message, stream=stream)
