@@ -17,9 +17,11 @@ specs into typed Python codecs, and the runtime puts those on real sockets.
 
 EPILOG = """\
 commands:
-  demo       check the generated code against the specs, then encode a synthetic sky
-             image as an AARTFAAC window, decode it and print what came back
+  demo       check the generated code against the specs, round-trip a synthetic sky
+             image as an AARTFAAC window, then run a live 3-stream emulator, read and
+             merge its images for a few seconds and print the groups and statistics
   generate   regenerate daqwire.generated from the specs (--check: fail on drift)
+  aartfaac   AARTFAAC image streams: emulate, read (and merge), snapshot to PNG
 
 Run `daqwire COMMAND --help` for the options of a command.
 """
@@ -28,7 +30,7 @@ Run `daqwire COMMAND --help` for the options of a command.
 def _demo(args: argparse.Namespace) -> int:
     from daqwire.demo import run_demo
 
-    return run_demo(size=(args.width, args.height), seed=args.seed)
+    return run_demo(size=(args.width, args.height), seed=args.seed, live_s=args.live_s)
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -50,14 +52,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser(
         "demo",
-        help="check generated code, then round-trip a synthetic AARTFAAC window",
+        help="check generated code, round-trip an AARTFAAC window, merge live streams",
         description="Regenerate every spec into a temporary folder and compare it with the "
-        "installed daqwire.generated; then encode a synthetic sky image as an AARTFAAC "
-        "window, decode it and print the header, the FITS keywords and image statistics.",
+        "installed daqwire.generated; encode a synthetic sky image as an AARTFAAC "
+        "window, decode it and print the header, the FITS keywords and image statistics; "
+        "then start an emulator with 3 streams on free loopback ports, read and merge them "
+        "for a few seconds and print the merged groups and the statistics.",
     )
     demo.add_argument("--width", type=int, default=256, help="NAXIS1, pixels (default 256)")
     demo.add_argument("--height", type=int, default=192, help="NAXIS2, pixels (default 192)")
     demo.add_argument("--seed", type=int, default=2026, help="seed of the synthetic sky")
+    demo.add_argument(
+        "--live-s",
+        type=float,
+        default=4.0,
+        help="seconds of the live 3-stream emulator/merge part (0 skips it; default 4)",
+    )
     demo.set_defaults(func=_demo)
 
     from daqwire.codegen.cli import DESCRIPTION as GEN_DESCRIPTION
@@ -73,6 +83,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_arguments(gen)
     gen.set_defaults(func=_generate)
+
+    from daqwire.aartfaac.cli import DESCRIPTION as AF_DESCRIPTION
+    from daqwire.aartfaac.cli import EPILOG as AF_EPILOG
+    from daqwire.aartfaac.cli import add_arguments as add_aartfaac_arguments
+
+    aartfaac = sub.add_parser(
+        "aartfaac",
+        help="AARTFAAC image streams: emulate, read (and merge), snapshot",
+        description=AF_DESCRIPTION,
+        epilog=AF_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_aartfaac_arguments(aartfaac)
     return parser
 
 

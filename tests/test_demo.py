@@ -13,7 +13,7 @@ from daqwire.demo import SOURCES, run_demo, synthetic_sky
 
 def test_demo_runs_and_reports(capsys: object) -> None:
     out = io.StringIO()
-    assert run_demo(size=(96, 64), out=out) == 0
+    assert run_demo(size=(96, 64), live_s=0, out=out) == 0
     text = out.getvalue()
     assert "generated code matches the specs" in text
     assert "magic         0x47494a53484f4d4f" in text
@@ -25,6 +25,19 @@ def test_demo_runs_and_reports(capsys: object) -> None:
     assert f"brightest pixel at x={SOURCES[0][0]}, y={SOURCES[0][1]}" in text
     assert "NaN pixels 1" in text
     assert "round trip exact" in text
+
+
+def test_demo_live_merge() -> None:
+    out = io.StringIO()
+    assert run_demo(size=(64, 48), live_s=2.0, out=out) == 0
+    text = out.getvalue()
+    assert "== 3. live: emulator with 3 streams of 64x48" in text
+    assert "3/3 complete" in text
+    assert "live merge ok" in text
+    # every image of every group has the emulator's brightest source where it was put
+    assert "the emulator's brightest source is at x=16, y=32" in text
+    peaks = [line for line in text.splitlines() if "peak(" in line]
+    assert peaks and all(line.count("peak(x=16,y=32)") == line.count("peak(") for line in peaks)
 
 
 def test_synthetic_sky_orientation() -> None:

@@ -214,7 +214,9 @@ class Connector:
 
     def _serve(self, sock: socket.socket) -> bool:
         """Read windows until the connection fails; True if at least one was delivered."""
-        reader = WindowReader(sock, stream=self.stream, timeout_s=self.timeout_s, framer=self._framer)
+        reader = WindowReader(
+            sock, stream=self.stream, timeout_s=self.timeout_s, framer=self._framer
+        )
         delivered = False
         try:
             while not self._stop.is_set():

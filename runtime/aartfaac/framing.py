@@ -293,7 +293,9 @@ class WindowFramer:
         if nbytes <= 0:
             return
         if not self._skipping:
-            log.debug("%s: no window magic at stream offset %d; scanning", self.stream, self._offset)
+            log.debug(
+                "%s: no window magic at stream offset %d; scanning", self.stream, self._offset
+            )
         del self._pending[:nbytes]
         self._offset += nbytes
         self._skipping += nbytes

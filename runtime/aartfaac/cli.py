@@ -1,0 +1,301 @@
+"""``daqwire aartfaac``: run an emulator, read and merge live streams, take a PNG snapshot."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import queue
+import socket
+import sys
+import time
+from typing import Any, TextIO
+
+import numpy as np
+
+from daqwire.aartfaac.merging import BACK_LOG, MergedGroup
+from daqwire.aartfaac.reader import DEFAULT_TIMEOUT_S, StreamImage, WindowReader, stream_name
+from daqwire.aartfaac.streams import MergedStreams, parse_address
+from daqwire.errors import RemoteProtocolError
+
+__all__ = ["add_arguments", "image_sha256"]
+
+DESCRIPTION = """\
+AARTFAAC all-sky image streams (the protocol tkp.stream reads): an imager emulator, a
+reader that merges several streams by DATE-OBS, and a PNG snapshot of one image.
+"""
+
+EPILOG = """\
+commands:
+  emulate    serve synthetic windows on one or more ports, like tkp's stream_emu.py
+  read       connect to streams and print one line per window (one stream) or per
+             merged group (several streams)
+  snapshot   write a PNG of the next image of a stream
+
+Try it on one machine:
+  daqwire aartfaac emulate --ports 6666-6668 --size 256x256 --rate-hz 1 &
+  daqwire aartfaac read 127.0.0.1:6666 127.0.0.1:6667 127.0.0.1:6668 --count 5
+  daqwire aartfaac snapshot 127.0.0.1:6666 --png sky.png
+"""
+
+
+def image_sha256(image: Any) -> str:
+    """sha256 of the pixels as C-order little-endian float32 [y, x] (what ``read`` prints)."""
+    return hashlib.sha256(np.ascontiguousarray(image, dtype="<f4").data).hexdigest()
+
+
+def _address(text: str) -> tuple[str, int]:
+    try:
+        return parse_address(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _image_record(item: StreamImage) -> dict[str, Any]:
+    image = item.window.image
+    return {"stream": item.stream, "shape": list(image.shape), "sha256": image_sha256(image)}
+
+
+def _group_record(group: MergedGroup[StreamImage], *, single: bool) -> dict[str, Any]:
+    images = [_image_record(item) for item in group.images]
+    timestamp = group.timestamp.isoformat()
+    if single and len(images) == 1:
+        return {"timestamp": timestamp, **images[0]}
+    return {
+        "timestamp": timestamp,
+        "complete": group.complete,
+        "streams": [i["stream"] for i in images],
+        "images": images,
+    }
+
+
+def _group_text(record: dict[str, Any], nstreams: int) -> str:
+    if "images" not in record:
+        ny, nx = record["shape"]
+        return f"{record['timestamp']}  {record['stream']}  {nx}x{ny}  {record['sha256'][:16]}"
+    parts = [f"{i['stream']}={i['sha256'][:8]}" for i in record["images"]]
+    flag = "" if record["complete"] else "  (partial)"
+    return f"{record['timestamp']}  {len(parts)}/{nstreams} streams{flag}  " + " ".join(parts)
+
+
+class _Status:
+    """A one-line live status on a TTY: throughput and counters, refreshed about once a second."""
+
+    def __init__(self, out: TextIO, streams: MergedStreams) -> None:
+        self.out = out
+        self.streams = streams
+        self.enabled = out.isatty()
+        self.start = self.last = time.monotonic()
+        self.last_bytes = 0
+        self.last_windows = 0
+
+    def update(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not self.enabled or (now - self.last < 1.0 and not force):
+            return
+        stats = self.streams.stream_stats
+        nbytes = sum(s.bytes for s in stats)
+        nwin = sum(s.windows for s in stats)
+        span = max(now - self.last, 1e-9)
+        m = self.streams.merger_stats
+        line = (
+            f"{(nwin - self.last_windows) / span:6.1f} windows/s "
+            f"{(nbytes - self.last_bytes) / span / 1e6:8.1f} MB/s | "
+            f"connected {sum(s.connected for s in stats)}/{len(stats)} "
+            f"resyncs {sum(s.resyncs for s in stats)} "
+            f"reconnects {sum(s.reconnects for s in stats)} "
+            f"errors {sum(s.errors for s in stats)} | groups {m.groups} late {m.late} "
+            f"dropped {m.dropped_groups}"
+        )
+        self.out.write("\r" + line[:160].ljust(160))
+        self.out.flush()
+        self.last, self.last_bytes, self.last_windows = now, nbytes, nwin
+
+    def clear(self) -> None:
+        if self.enabled:
+            self.out.write("\r" + " " * 160 + "\r")
+            self.out.flush()
+
+
+def _summary(streams: MergedStreams, out: TextIO) -> None:
+    for s in streams.stream_stats:
+        out.write(
+            f"{s.stream}: windows {s.windows}, bytes {s.bytes}, resyncs {s.resyncs} "
+            f"(skipped {s.skipped_bytes} bytes), errors {s.errors}, timeouts {s.timeouts}, "
+            f"reconnects {s.reconnects}, connect failures {s.connect_failures}\n"
+        )
+    m = streams.merger_stats
+    out.write(
+        f"merger: groups {m.groups} (complete {m.complete_groups}, partial {m.partial_groups}), "
+        f"late {m.late}, duplicates {m.duplicates}, bad timestamps {m.bad_timestamps}, "
+        f"dropped groups {m.dropped_groups}\n"
+    )
+
+
+def run_read(args: argparse.Namespace) -> int:
+    """Print one line per window or merged group until --count, --duration-s or Ctrl-C."""
+    addresses: list[tuple[str, int]] = args.addresses
+    single = len(addresses) == 1
+    streams = MergedStreams(
+        addresses,
+        pixel_order=args.pixel_order,
+        max_wait_s=args.max_wait_s,
+        back_log=args.back_log,
+        timeout_s=args.timeout_s,
+    )
+    status = _Status(sys.stderr, streams)
+    deadline = None if args.duration_s is None else time.monotonic() + args.duration_s
+    printed = 0
+    streams.start()
+    try:
+        while args.count is None or printed < args.count:
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            try:
+                group = streams.get(timeout_s=0.25)
+            except queue.Empty:
+                status.update()
+                continue
+            if group is None:
+                break
+            record = _group_record(group, single=single)
+            del group
+            status.clear()
+            if args.json:
+                print(json.dumps(record), flush=True)
+            else:
+                print(_group_text(record, len(addresses)), flush=True)
+            printed += 1
+            status.update(force=True)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        status.clear()
+        streams.close()
+    if args.count is None or printed < args.count:
+        # flushed groups after close (the last, possibly partial, ones)
+        for group in streams.merger:
+            if args.count is not None and printed >= args.count:
+                break
+            record = _group_record(group, single=single)
+            print(json.dumps(record) if args.json else _group_text(record, len(addresses)))
+            printed += 1
+    _summary(streams, sys.stderr)
+    return 0
+
+
+def run_snapshot(args: argparse.Namespace) -> int:
+    """Write a PNG of the next good image of one stream."""
+    try:
+        from matplotlib import image as mpl_image
+    except ImportError:
+        print(
+            "snapshot needs matplotlib: pip install 'daqwire[png]' (or pip install matplotlib)",
+            file=sys.stderr,
+        )
+        return 2
+    host, port = args.address
+    name = stream_name(host, port)
+    try:
+        sock = socket.create_connection((host, port), timeout=args.timeout_s)
+    except OSError as exc:
+        print(f"{name}: cannot connect: {exc}", file=sys.stderr)
+        return 1
+    with sock:
+        reader = WindowReader(
+            sock, stream=name, timeout_s=args.timeout_s, pixel_order=args.pixel_order
+        )
+        while True:
+            try:
+                window = reader.read()
+                break
+            except RemoteProtocolError as exc:
+                print(f"{name}: skipping a bad window: {exc}", file=sys.stderr)
+            except OSError as exc:
+                print(f"{name}: {exc}", file=sys.stderr)
+                return 1
+    image = np.asarray(window.image, dtype=np.float64)
+    finite = image[np.isfinite(image)]
+    lo, hi = (
+        (float(np.percentile(finite, args.low)), float(np.percentile(finite, args.high)))
+        if finite.size
+        else (0.0, 1.0)
+    )
+    # FITS convention: pixel (0, 0) at the bottom left, so origin="lower"
+    mpl_image.imsave(args.png, image, cmap=args.cmap, vmin=lo, vmax=hi, origin="lower")
+    ny, nx = image.shape
+    print(f"wrote {args.png}: {nx}x{ny} image from {name}, colour range {lo:.4g} .. {hi:.4g}")
+    return 0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``emulate``, ``read`` and ``snapshot`` subcommands of ``daqwire aartfaac``."""
+    from daqwire.aartfaac.emulator import add_emulate_arguments, run_emulate
+
+    sub = parser.add_subparsers(dest="aartfaac_command", metavar="COMMAND", required=True)
+    emulate = sub.add_parser(
+        "emulate",
+        help="serve synthetic AARTFAAC windows (a tkp stream_emu.py replacement)",
+        description="Serve synthetic all-sky images as AARTFAAC windows on one or more TCP "
+        "ports. Every port sends the same DATE-OBS per tick, so a reader can merge them.",
+    )
+    add_emulate_arguments(emulate)
+    emulate.set_defaults(func=run_emulate)
+
+    read = sub.add_parser(
+        "read",
+        help="read streams; print a line per window or per merged group",
+        description="Connect to one or more AARTFAAC streams and print one line per window "
+        "(one stream) or per group of images with the same DATE-OBS (several streams). "
+        "Reconnects on its own; bad windows are skipped and counted. --json prints the "
+        "timestamp, streams, shape and the sha256 of the C-order float32 [y, x] pixels.",
+    )
+    read.add_argument("addresses", nargs="+", type=_address, metavar="HOST:PORT")
+    read.add_argument("--count", type=int, default=None, help="stop after N lines")
+    read.add_argument("--duration-s", type=float, default=None, help="stop after this long")
+    read.add_argument("--json", action="store_true", help="print JSON lines")
+    read.add_argument(
+        "--max-wait-s",
+        type=float,
+        default=2.0,
+        help="emit an incomplete group after this long (default 2)",
+    )
+    read.add_argument(
+        "--back-log",
+        type=int,
+        default=BACK_LOG,
+        help=f"groups kept for a slow consumer; the oldest is dropped (default {BACK_LOG})",
+    )
+    read.add_argument(
+        "--timeout-s",
+        type=float,
+        default=DEFAULT_TIMEOUT_S,
+        help=f"a stream silent for this long is reconnected (default {DEFAULT_TIMEOUT_S:g})",
+    )
+    read.add_argument(
+        "--pixel-order",
+        choices=("naxis2_fastest", "naxis1_fastest"),
+        default="naxis2_fastest",
+        help="pixel order on the wire: naxis2_fastest = tkp's emulator (default)",
+    )
+    read.set_defaults(func=run_read)
+
+    snap = sub.add_parser(
+        "snapshot",
+        help="write a PNG of the next image of a stream",
+        description="Connect to one AARTFAAC stream and write its next image as a PNG "
+        "(needs matplotlib: pip install 'daqwire[png]'). North/up is NAXIS2, as in FITS.",
+    )
+    snap.add_argument("address", type=_address, metavar="HOST:PORT")
+    snap.add_argument("--png", required=True, metavar="FILE", help="where to write the PNG")
+    snap.add_argument("--cmap", default="inferno", help="matplotlib colour map")
+    snap.add_argument("--low", type=float, default=1.0, help="percentile shown black (1)")
+    snap.add_argument("--high", type=float, default=99.5, help="percentile shown white (99.5)")
+    snap.add_argument("--timeout-s", type=float, default=DEFAULT_TIMEOUT_S, help="read timeout")
+    snap.add_argument(
+        "--pixel-order",
+        choices=("naxis2_fastest", "naxis1_fastest"),
+        default="naxis2_fastest",
+        help="pixel order on the wire (default naxis2_fastest, tkp's emulator)",
+    )
+    snap.set_defaults(func=run_snapshot)
