@@ -461,6 +461,7 @@ def _environment() -> jinja2.Environment:
         int_lo=_int_lo,
         range_text=_range_text,
         int_hi=_int_hi,
+        add_s=lambda name: f"{name}s",
     )
     env.globals.update(
         prefix_runs=_prefix_runs,

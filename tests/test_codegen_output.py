@@ -323,3 +323,102 @@ def test_output_passes_ruff_and_mypy_strict(gen_root: Path, tmp_path: Path) -> N
         cwd=tmp_path,
     )
     assert mypy.returncode == 0, mypy.stdout
+
+
+CARD_TEXT = "".join(
+    card.ljust(80)
+    for card in (
+        "SIMPLE  =                    T",
+        "COUNT   =                   42",
+        "GAIN    =              1.5D-03 / a FORTRAN exponent",
+        "LABEL   = 'it''s a label   '",
+        "FLAG    =                    F",
+        "STAMP   = '2026-11-21T12:00:00.5Z'",
+        "END",
+    )
+)
+
+
+def test_fits_keywords_accessor_types(k: ModuleType) -> None:
+    kw = k.card_text_keywords(CARD_TEXT)
+    assert kw == k.CardTextKeywords(
+        count=42, gain=1.5e-3, label="it's a label", flag=False, stamp="2026-11-21T12:00:00.5Z"
+    )
+    assert kw.spare is None
+    with_spare = CARD_TEXT.replace("END".ljust(80), "SPARE   = -2.5E+2".ljust(80) + "END".ljust(80))
+    assert k.card_text_keywords(with_spare.encode("ascii")).spare == -250.0
+    # a keyword after END does not count
+    after_end = CARD_TEXT + "SPARE   = 1.0".ljust(80)
+    assert k.card_text_keywords(after_end).spare is None
+
+
+def test_fits_keywords_accessor_errors(k: ModuleType) -> None:
+    with pytest.raises(FieldValueError) as info:
+        k.card_text_keywords(CARD_TEXT.replace("=                   42", "=                   -1"))
+    assert info.value.field_path == "card.text.COUNT" and info.value.offset == 80
+    with pytest.raises(FieldValueError) as info:
+        k.card_text_keywords(CARD_TEXT.replace("FLAG  ", "FLAGS "))
+    assert info.value.field_path == "card.text.FLAG"
+    with pytest.raises(FieldValueError) as info:
+        k.card_text_keywords("é" + CARD_TEXT[1:])
+    assert info.value.field_path == "card.text" and info.value.offset == 0
+
+
+def test_sync_bytes_are_the_leading_constant_on_the_wire(k: ModuleType) -> None:
+    assert k.FRAME_SYNC_BYTES == b"\xca\xfe"  # the spec is big-endian
+    assert k.PING_SYNC_BYTES == b"PING"
+    assert k.CARD_SYNC_BYTES == b"FITS"
+    assert k.encode_card(k.Card(text=CARD_TEXT, data=b"xy")).startswith(k.CARD_SYNC_BYTES)
+
+
+def test_parts_decoder(k: ModuleType) -> None:
+    card = k.Card(text=CARD_TEXT, data=b"\x00\x01\x02")
+    assert k.decode_card_parts(CARD_TEXT.encode("ascii"), b"\x00\x01\x02") == card
+    assert k.decode_card_parts(memoryview(CARD_TEXT.encode("ascii")), bytearray(3)).data == (
+        b"\x00\x00\x00"
+    )
+    with pytest.raises(LengthLimitError) as info:
+        k.decode_card_parts(CARD_TEXT.encode("ascii"), bytes(70000))
+    assert info.value.limit == 65535 and info.value.field_path == "card.data_length"
+    with pytest.raises(LengthLimitError) as info:
+        k.decode_card_parts(CARD_TEXT.encode("ascii") * 400, b"", max_text_bytes=28800)
+    assert info.value.actual == 80 * 7 * 400
+    with pytest.raises(FieldValueError):
+        k.decode_card_parts(CARD_TEXT[:-80].encode("ascii")[:-1] + b"\x80", b"")
+    # frame has a trailer after its blocks and ping has no blocks: no parts decoder for them
+    assert not hasattr(k, "decode_frame_parts") and not hasattr(k, "decode_ping_parts")
+
+
+@PROPERTY
+@given(data=st.data())
+def test_property_card_round_trip_oracle_and_parts(
+    k: ModuleType, kc: ModuleType, ks: ModuleType, data: st.DataObject
+) -> None:
+    card = data.draw(ks.cards())
+    wire = k.encode_card(card)
+    assert k.decode_card(wire) == card
+    parsed = kc.CARD.parse(wire)
+    assert parsed.text == card.text.encode("ascii") and parsed.data == card.data
+    assert kc.CARD.build(dict(text=parsed.text, data=parsed.data)) == wire
+    assert k.decode_card_parts(card.text.encode("ascii"), card.data) == card
+    kw = k.card_text_keywords(card.text)
+    assert kw.count >= 0 and isinstance(kw.gain, float) and isinstance(kw.flag, bool)
+
+
+@PROPERTY
+@given(data=st.data())
+def test_property_card_hostile_bytes(k: ModuleType, ks: ModuleType, data: st.DataObject) -> None:
+    wire = bytearray(k.encode_card(data.draw(ks.cards())))
+    i = data.draw(st.integers(0, len(wire) - 1))
+    wire[i] ^= data.draw(st.integers(1, 255))
+    cut = data.draw(st.integers(0, len(wire)))
+    for blob in (bytes(wire), bytes(wire[:cut])):
+        try:
+            k.decode_card(blob)
+        except RemoteProtocolError:
+            pass
+    text = bytes(wire[10 : 10 + data.draw(st.integers(0, len(wire)))])
+    try:
+        k.card_text_keywords(text)
+    except RemoteProtocolError:
+        pass
