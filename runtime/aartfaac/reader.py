@@ -8,6 +8,9 @@ import socket
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
+
 from daqwire.aartfaac.framing import FramePool, FramerStats, WindowFramer
 from daqwire.errors import StreamClosedError, StreamTimeoutError
 from daqwire.generated.aartfaac import (
@@ -47,8 +50,8 @@ class StreamImage:
     sequence: int
 
     @property
-    def image(self) -> object:
-        """The [y, x] float32 pixels (a zero-copy view)."""
+    def image(self) -> npt.NDArray[np.float32]:
+        """The [y, x] float32 pixels (a zero-copy view of the receive buffer)."""
         return self.window.image
 
     @property
