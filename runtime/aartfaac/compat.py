@@ -179,7 +179,13 @@ def connector(
         queue_.put(_hdulist(item.window, item.stream))
 
     conn = Connector(
-        host, port, put, timeout_s=timeout_s, pixel_order=pixel_order, backoff_max_s=backoff_max_s
+        host,
+        port,
+        put,
+        timeout_s=timeout_s,
+        pixel_order=pixel_order,
+        backoff_initial_s=min(0.1, backoff_max_s),
+        backoff_max_s=backoff_max_s,
     )
     if stop is None:
         conn.run()

@@ -280,8 +280,9 @@ class WindowFramer:
         except RemoteProtocolError:
             self.stats.errors += 1
             # scan the bad window's own bytes again: a valid window may start inside it
-            self._pending[0:0] = view[1:]
-            self._offset = self._frame_start + 1
+            self._pending[0:0] = view
+            self._offset = self._frame_start
+            self._skip(1)
             raise
         finally:
             view.release()

@@ -55,6 +55,7 @@ class MergedStreams:
                 pixel_order=pixel_order,
                 timeout_s=timeout_s,
                 connect_timeout_s=connect_timeout_s,
+                backoff_initial_s=min(0.1, backoff_max_s),
                 backoff_max_s=backoff_max_s,
                 # the backlog and the open group each hold one buffer per stream
                 max_buffers=back_log + 3,
