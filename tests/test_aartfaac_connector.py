@@ -23,7 +23,6 @@ from daqwire.aartfaac import (
     CHECKSUM,
     Connector,
     MergedStreams,
-    StreamHDUList,
     StreamImage,
     backoff_delay,
     connection_handler,
@@ -394,7 +393,7 @@ def test_connection_handler_puts_stream_hdulists_and_skips_a_bad_window(
         connection_handler(sock, items, timeout_s=WAIT_S)  # returns when the server closes
     got = [items.get_nowait() for _ in range(items.qsize())]
     assert len(got) == 2
-    assert all(isinstance(h, StreamHDUList) for h in got)
+    assert all(type(h) is fits.HDUList for h in got)  # TraP checks the type exactly
     assert [h.stream for h in got] == [f"127.0.0.1:{server.port}"] * 2
     assert got[0][0].data.shape == (16, 16) and got[1][0].data.shape == (32, 64)
     assert np.array_equal(got[0][0].data, index_image(16, 16))
@@ -428,14 +427,14 @@ def test_compat_connector_thread_delivers_and_stops_on_the_event(serve: ServerFa
         thread.join(WAIT_S)
     assert not thread.is_alive()
     assert connector_threads(server.port) == []
-    assert all(isinstance(h, StreamHDUList) for h in got)
+    assert all(type(h) is fits.HDUList for h in got)  # TraP checks the type exactly
     assert [h[0].header["DATE-OBS"] for h in got] == SEQ3_DATES
     assert {h.stream for h in got} == {f"127.0.0.1:{server.port}"}
 
 
-def _hdul(stream: str | None, date_obs: str | None) -> StreamHDUList:
+def _hdul(stream: str | None, date_obs: str | None) -> fits.HDUList:
     header = fits.Header([("DATE-OBS", date_obs)]) if date_obs is not None else fits.Header()
-    hdulist = StreamHDUList([fits.PrimaryHDU(data=np.zeros((2, 2), np.float32), header=header)])
+    hdulist = fits.HDUList([fits.PrimaryHDU(data=np.zeros((2, 2), np.float32), header=header)])
     hdulist.stream = stream
     return hdulist
 

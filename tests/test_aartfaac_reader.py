@@ -994,3 +994,17 @@ def test_async_connect_to_a_closed_port_raises_oserror() -> None:
             await AsyncWindowReader.connect("127.0.0.1", port, timeout_s=1.0)
 
     asyncio.run(main())
+
+
+def test_iteration_skips_bad_windows_and_counts_them(
+    serve: ServerFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    good = vector("valid", "w16x16_casa4d")
+    bad = vector("malformed", "missing_date_obs")
+    server = serve([good + bad + good])
+    with connected(server) as sock, caplog.at_level("WARNING", logger="daqwire.aartfaac"):
+        reader = WindowReader(sock, timeout_s=WAIT_S)
+        windows = list(reader)
+    assert len(windows) == 2
+    assert reader.stats.windows == 2 and reader.stats.errors == 1
+    assert "bad window skipped" in caplog.text and "DATE-OBS is missing" in caplog.text

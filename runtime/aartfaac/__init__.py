@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from daqwire.aartfaac.compat import (
     CHECKSUM,
-    StreamHDUList,
     connection_handler,
     connector,
     extract_timestamp,
@@ -47,7 +46,6 @@ __all__ = [
     "MergedStreams",
     "Merger",
     "MergerStats",
-    "StreamHDUList",
     "StreamImage",
     "StreamStats",
     "WindowFramer",

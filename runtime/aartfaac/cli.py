@@ -17,6 +17,7 @@ from daqwire.aartfaac.merging import BACK_LOG, MergedGroup
 from daqwire.aartfaac.reader import DEFAULT_TIMEOUT_S, StreamImage, WindowReader, stream_name
 from daqwire.aartfaac.streams import MergedStreams, parse_address
 from daqwire.errors import RemoteProtocolError
+from daqwire.generated.aartfaac import WINDOW_MAX_FITS_BYTES, WINDOW_MAX_IMAGE_BYTES
 
 __all__ = ["add_arguments", "image_sha256"]
 
@@ -142,6 +143,8 @@ def run_read(args: argparse.Namespace) -> int:
         max_wait_s=args.max_wait_s,
         back_log=args.back_log,
         timeout_s=args.timeout_s,
+        max_fits_bytes=args.max_fits_bytes,
+        max_image_bytes=args.max_image_bytes,
     )
     status = _Status(sys.stderr, streams)
     deadline = None if args.duration_s is None else time.monotonic() + args.duration_s
@@ -271,6 +274,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=DEFAULT_TIMEOUT_S,
         help=f"a stream silent for this long is reconnected (default {DEFAULT_TIMEOUT_S:g})",
+    )
+    read.add_argument(
+        "--max-fits-bytes",
+        type=int,
+        default=WINDOW_MAX_FITS_BYTES,
+        help=f"largest FITS header text accepted (default {WINDOW_MAX_FITS_BYTES})",
+    )
+    read.add_argument(
+        "--max-image-bytes",
+        type=int,
+        default=WINDOW_MAX_IMAGE_BYTES,
+        help=f"largest image accepted, in bytes (default {WINDOW_MAX_IMAGE_BYTES})",
     )
     read.add_argument(
         "--pixel-order",

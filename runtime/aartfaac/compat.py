@@ -21,6 +21,7 @@ from dateutil import parser as dateutil_parser
 from daqwire.aartfaac.connection import Connector
 from daqwire.aartfaac.merging import BACK_LOG, MergedGroup, Merger
 from daqwire.aartfaac.reader import DEFAULT_TIMEOUT_S, StreamImage, WindowReader
+from daqwire.aartfaac.streams import MergedStreams
 from daqwire.errors import FieldValueError, RemoteProtocolError, StreamClosedError
 from daqwire.generated.aartfaac import (
     PROTOCOL,
@@ -36,7 +37,6 @@ from daqwire.generated.aartfaac import (
 __all__ = [
     "BACK_LOG",
     "CHECKSUM",
-    "StreamHDUList",
     "connection_handler",
     "connector",
     "extract_timestamp",
@@ -51,12 +51,6 @@ log = logging.getLogger(__name__)
 
 #: tkp's name for the window magic (a sync marker, not a checksum)
 CHECKSUM = WINDOW_MAGIC
-
-
-class StreamHDUList(fits.HDUList):  # type: ignore[misc]
-    """An ``HDUList`` that knows its stream (``host:port``), so a merger tells streams apart."""
-
-    stream: str | None = None
 
 
 def getbytes(sock: socket.socket, n: int) -> bytes:
@@ -99,10 +93,11 @@ def read_window(sock: socket.socket) -> tuple[bytes, bytes]:
     return bytes(frame[WINDOW_PREFIX_SIZE:fits_end]), bytes(frame[fits_end:])
 
 
-def _hdulist(window: Window, stream: str | None = None) -> StreamHDUList:
+def _hdulist(window: Window, stream: str | None = None) -> fits.HDUList:
+    """A plain ``HDUList`` (TraP checks the type exactly) with a ``stream`` attribute added."""
     header = fits.Header.fromstring(window.fits)
-    hdulist = StreamHDUList([fits.PrimaryHDU(data=window.image, header=header)])
-    hdulist.stream = stream
+    hdulist = fits.HDUList([fits.PrimaryHDU(data=window.image, header=header)])
+    hdulist.stream = stream  # the merger tells streams apart by it
     return hdulist
 
 
@@ -172,7 +167,8 @@ def connector(
 ) -> None:
     """Read ``host:port`` forever (or until ``stop`` is set), reconnecting with backoff.
 
-    Each window goes into ``queue_`` as a ``StreamHDUList``. Bad windows never end it.
+    Each window goes into ``queue_`` as an ``HDUList`` with a ``stream`` attribute
+    (``host:port``). Bad windows never end it.
     """
 
     def put(item: StreamImage) -> None:
@@ -277,18 +273,22 @@ def stream_generator(
     """Yield lists of ``HDUList``s, one per DATE-OBS, from the imagers at ``hosts``/``ports``.
 
     Threads in this process (no pickling, no Manager); closing the generator stops them.
+    Arguments are checked at the call, before the first ``next()``.
     """
-    from daqwire.aartfaac.streams import MergedStreams
-
     if len(hosts) != len(ports):
         raise ValueError(f"{len(hosts)} hosts but {len(ports)} ports")
     addresses = [(host or "127.0.0.1", int(port)) for host, port in zip(hosts, ports, strict=True)]
-    with MergedStreams(
+    streams = MergedStreams(
         addresses,
         max_wait_s=max_wait_s,
         back_log=back_log,
         timeout_s=timeout_s,
         pixel_order=pixel_order,
-    ) as streams:
+    )
+    return _hdulist_groups(streams)
+
+
+def _hdulist_groups(streams: MergedStreams) -> Iterator[list[fits.HDUList]]:
+    with streams:
         for group in streams:
             yield [_hdulist(item.window, item.stream) for item in group.images]

@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from daqwire.aartfaac.framing import FramePool, FramerStats, WindowFramer
-from daqwire.errors import StreamClosedError, StreamTimeoutError
+from daqwire.errors import RemoteProtocolError, StreamClosedError, StreamTimeoutError
 from daqwire.generated.aartfaac import (
     WINDOW_MAX_FITS_BYTES,
     WINDOW_MAX_IMAGE_BYTES,
@@ -129,10 +129,15 @@ class WindowReader:
             framer.buffer_updated(nbytes)
 
     def __iter__(self) -> Iterator[Window]:
-        """Windows until the peer closes the stream (other errors propagate)."""
+        """Windows until the peer closes the stream cleanly; bad windows are logged and skipped.
+
+        A timeout, a socket error or a close inside a window ends the loop with its error.
+        """
         while True:
             try:
                 yield self.read()
+            except RemoteProtocolError as exc:
+                log.warning("%s: bad window skipped: %s", self.stream, exc)
             except StreamClosedError as exc:
                 if exc.truncated is not None:
                     raise
@@ -243,10 +248,12 @@ class AsyncWindowReader:
             framer.buffer_updated(nbytes)
 
     async def __aiter__(self) -> AsyncIterator[Window]:
-        """Windows until the peer closes the stream (other errors propagate)."""
+        """Windows until the peer closes the stream cleanly; bad windows are logged and skipped."""
         while True:
             try:
                 yield await self.read()
+            except RemoteProtocolError as exc:
+                log.warning("%s: bad window skipped: %s", self.stream, exc)
             except StreamClosedError as exc:
                 if exc.truncated is not None:
                     raise

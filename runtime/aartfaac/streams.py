@@ -9,7 +9,7 @@ from types import TracebackType
 from daqwire.aartfaac.connection import Connector, StreamStats
 from daqwire.aartfaac.merging import BACK_LOG, DropPolicy, MergedGroup, Merger, MergerStats
 from daqwire.aartfaac.reader import DEFAULT_TIMEOUT_S, StreamImage
-from daqwire.generated.aartfaac import PixelOrder
+from daqwire.generated.aartfaac import WINDOW_MAX_FITS_BYTES, WINDOW_MAX_IMAGE_BYTES, PixelOrder
 
 __all__ = ["MergedStreams", "parse_address"]
 
@@ -44,6 +44,8 @@ class MergedStreams:
         timeout_s: float = DEFAULT_TIMEOUT_S,
         connect_timeout_s: float = 5.0,
         backoff_max_s: float = 5.0,
+        max_fits_bytes: int = WINDOW_MAX_FITS_BYTES,
+        max_image_bytes: int = WINDOW_MAX_IMAGE_BYTES,
     ) -> None:
         if not addresses:
             raise ValueError("no stream addresses given")
@@ -57,6 +59,8 @@ class MergedStreams:
                 connect_timeout_s=connect_timeout_s,
                 backoff_initial_s=min(0.1, backoff_max_s),
                 backoff_max_s=backoff_max_s,
+                max_fits_bytes=max_fits_bytes,
+                max_image_bytes=max_image_bytes,
                 # the backlog and the open group each hold one buffer per stream
                 max_buffers=back_log + 3,
             )

@@ -1,0 +1,186 @@
+"""The scripts in examples/ run as a user runs them, and print what the docs say they print.
+
+All examples start at once (each as ``python examples/<name>.py`` from the repository root),
+so the whole module takes about as long as the slowest one, a few seconds.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+GUIDE = ROOT / "docs" / "aartfaac-stream.md"
+TIMEOUT_S = 60.0
+NAMES = (
+    "aartfaac_read_one",
+    "aartfaac_async",
+    "aartfaac_reconnect",
+    "aartfaac_merge",
+    "aartfaac_merger_rules",
+    "aartfaac_tkp_dropin",
+)
+
+
+@dataclass(frozen=True)
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def lines(self) -> list[str]:
+        return self.stdout.splitlines()
+
+
+@pytest.fixture(scope="module")
+def runs() -> dict[str, Run]:
+    """Run every example in parallel; the exit code and output of each, by name."""
+    procs = {
+        name: subprocess.Popen(
+            [sys.executable, str(EXAMPLES / f"{name}.py")],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name in NAMES
+    }
+    deadline = time.monotonic() + TIMEOUT_S
+    results: dict[str, Run] = {}
+    try:
+        for name, proc in procs.items():
+            out, err = proc.communicate(timeout=max(0.1, deadline - time.monotonic()))
+            results[name] = Run(proc.returncode, out, err)
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    return results
+
+
+def _ok(runs: dict[str, Run], name: str) -> Run:
+    run = runs[name]
+    assert run.returncode == 0, f"{name} exited {run.returncode}:\n{run.stdout}\n{run.stderr}"
+    return run
+
+
+def test_every_example_is_tested() -> None:
+    assert sorted(p.stem for p in EXAMPLES.glob("*.py")) == sorted(NAMES)
+
+
+def test_every_example_is_listed_in_the_readme() -> None:
+    readme = (EXAMPLES / "README.md").read_text(encoding="utf-8")
+    for name in NAMES:
+        assert f"{name}.py" in readme
+
+
+def test_guide_shows_the_examples_as_they_are() -> None:
+    """Each ``<!-- example: examples/x.py -->`` block of the guide is that file, docstring aside."""
+    guide = GUIDE.read_text(encoding="utf-8")
+    blocks = dict(re.findall(r"<!-- example: (\S+) -->\n```python\n(.*?)\n```", guide, re.S))
+    assert sorted(blocks) == sorted(f"examples/{name}.py" for name in NAMES)
+    for rel, shown in blocks.items():
+        source = (ROOT / rel).read_text(encoding="utf-8")
+        after_docstring = ast.parse(source).body[0].end_lineno
+        body = "\n".join(source.splitlines()[after_docstring:]).strip("\n")
+        assert shown == body, f"{rel} differs from its copy in {GUIDE.name}"
+
+
+def test_read_one(runs: dict[str, Run]) -> None:
+    run = _ok(runs, "aartfaac_read_one")
+    stamps = [line for line in run.lines if line.startswith("window ")]
+    assert len(stamps) == 3
+    assert all(
+        re.fullmatch(r"window \d: DATE-OBS \d{4}-\d\d-\d\dT[\d:]{8}\.\d{6}", s) for s in stamps
+    )
+    for line in (
+        "shape (32, 64) float32 F-contiguous: True",
+        "row y=0:    [0. 1. 2. 3.]",
+        "column x=0: [  0.  64. 128. 192.]",
+        "RESTFREQ 6000000 CRVAL3 6000000.0 NAXIS 4",
+        "cutout kept from window 0: [[0.0, 1.0, 2.0], [64.0, 65.0, 66.0]]",
+        "receive buffers: 2 allocated, 1 reused",
+    ):
+        assert line in run.lines
+    assert any(line.startswith("FramerStats(windows=3, ") for line in run.lines)
+
+
+def test_async(runs: dict[str, Run]) -> None:
+    run = _ok(runs, "aartfaac_async")
+    assert run.lines.count("A: (32, 32) RESTFREQ 6000000") == 3
+    assert run.lines.count("B: (32, 32) RESTFREQ 6500000") == 3
+    assert run.lines[-1].startswith("same DATE-OBS on both streams: ")
+
+
+def test_reconnect(runs: dict[str, Run]) -> None:
+    run = _ok(runs, "aartfaac_reconnect")
+    assert re.search(r"^windows \d+, connects 2, reconnects 1$", run.stdout, re.M)
+    assert "connect failures: True, bad windows: 0" in run.lines
+    assert re.search(
+        r"^images handed to the sink: \d+, numbered 1, 2, 3, \.\.\.: True$", run.stdout, re.M
+    )
+    assert any(line.startswith("last error: connect: ") for line in run.lines)
+    assert any(
+        line.startswith("WARNING daqwire.aartfaac.connection: ") and "cannot connect" in line
+        for line in run.lines
+    )
+
+
+def test_merge(runs: dict[str, Run]) -> None:
+    run = _ok(runs, "aartfaac_merge")
+    complete = [line for line in run.lines if line.endswith("  3/3 complete  {(64, 64)}")]
+    assert len(complete) >= 5
+    stream_lines = [line for line in run.lines if line.startswith("127.0.0.1:")]
+    assert len(stream_lines) == 3
+    assert all(line.endswith(", errors 0, reconnects 0") for line in stream_lines)
+    summary = run.lines[-1]
+    assert summary.startswith("MergerStats(")
+    assert "late=0, duplicates=0, bad_timestamps=0, dropped_groups=0" in summary
+
+
+def test_merger_rules(runs: dict[str, Run]) -> None:
+    run = _ok(runs, "aartfaac_merger_rules")
+    for line in (
+        "t=0 B 2024-03-12T10:00:01Z: kept",
+        "t=0 C 2024-03-12T10:00:01: kept",
+        "  group 2024-03-12T10:00:01+00:00 ('A', 'B', 'C') complete (complete)",
+        "t=0 A 2024-03-12T10:00:01.000000: dropped",
+        "t=0 B 2024-03-12T10:00:02.000000: dropped",
+        "t=0 C not a date: dropped",
+        "t=0 C None: dropped",
+        "  group 2024-03-12T10:00:02+00:00 ('A', 'B') partial (timeout)",
+        "  group 2024-03-12T10:00:04+00:00 ('A',) partial (flush)",
+        "  group 2024-03-12T10:00:05+00:00 ('A',) partial (flush)",
+        "MergerStats(images=8, groups=5, complete_groups=1, partial_groups=4, late=1, "
+        "duplicates=1, bad_timestamps=2, dropped_groups=1, dropped_images=1, open_groups=0, "
+        "backlog=0)",
+    ):
+        assert line in run.lines
+    assert not any("10:00:03+00:00 ('A',)" in line for line in run.lines)  # dropped: oldest
+    warnings = [line for line in run.lines if line.startswith("WARNING daqwire.aartfaac.merging")]
+    assert len(warnings) == 5
+
+
+def test_tkp_dropin(runs: dict[str, Run]) -> None:
+    run = _ok(runs, "aartfaac_tkp_dropin")
+    for line in (
+        "data (32, 64) float32 row y=0: [0. 1. 2.] column x=0: [  0.  64. 128.]",
+        "NAXIS 2 NAXIS1 64 NAXIS2 32",
+        "BITPIX -32 NAXIS3 kept: False",
+        "timestamp is naive, as in tkp: True",
+        "connector threads still running: []",
+    ):
+        assert line in run.lines
+    groups = [line for line in run.lines if "HDULists from" in line]
+    assert len(groups) == 3
+    assert "3 HDULists from 3 streams, 1 timestamp" in groups
