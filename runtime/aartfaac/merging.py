@@ -25,6 +25,7 @@ injectable monotonic clock, and a blocked get() wakes at the earliest deadline.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 import threading
@@ -77,6 +78,12 @@ def parse_date_obs(value: str, *, naive_tz: tzinfo = UTC) -> datetime:
 
     A value without a zone gets ``naive_tz``. Raises FieldValueError for anything unparseable.
     """
+    return _parse_cached(value, naive_tz)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_cached(value: str, naive_tz: tzinfo) -> datetime:
+    """The parse, remembered: every stream of a tick sends the same DATE-OBS string."""
     try:
         parsed = _dateutil_parser.parse(value, tzinfos=_tzinfos)
         if not isinstance(parsed, datetime):
