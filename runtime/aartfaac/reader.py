@@ -41,6 +41,19 @@ def stream_name(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def _closed(framer: WindowFramer, stream: str) -> StreamClosedError:
+    """The peer closed the connection: end the framer's stream and say whether a window was cut."""
+    truncated = framer.eof()
+    detail = f" inside a window ({truncated})" if truncated else ""
+    return StreamClosedError(
+        f"server closed the connection{detail}", stream=stream, truncated=truncated
+    )
+
+
+def _silent(stream: str, timeout_s: float | None) -> StreamTimeoutError:
+    return StreamTimeoutError(f"sent nothing for {timeout_s} s", stream=stream)
+
+
 @dataclass(frozen=True, slots=True)
 class StreamImage:
     """One decoded window and the stream it came from; ``image`` views the receive buffer."""
@@ -115,17 +128,11 @@ class WindowReader:
             try:
                 nbytes = self._sock.recv_into(target)
             except TimeoutError:
-                raise StreamTimeoutError(
-                    f"sent nothing for {self.timeout_s} s", stream=self.stream
-                ) from None
+                raise _silent(self.stream, self.timeout_s) from None
             finally:
                 target.release()
             if not nbytes:
-                truncated = framer.eof()
-                detail = f" inside a window ({truncated})" if truncated else ""
-                raise StreamClosedError(
-                    f"server closed the connection{detail}", stream=self.stream, truncated=truncated
-                )
+                raise _closed(framer, self.stream)
             framer.buffer_updated(nbytes)
 
     def __iter__(self) -> Iterator[Window]:
@@ -234,17 +241,11 @@ class AsyncWindowReader:
                     loop.sock_recv_into(self._sock, target), self.timeout_s
                 )
             except TimeoutError:
-                raise StreamTimeoutError(
-                    f"sent nothing for {self.timeout_s} s", stream=self.stream
-                ) from None
+                raise _silent(self.stream, self.timeout_s) from None
             finally:
                 target.release()
             if not nbytes:
-                truncated = framer.eof()
-                detail = f" inside a window ({truncated})" if truncated else ""
-                raise StreamClosedError(
-                    f"server closed the connection{detail}", stream=self.stream, truncated=truncated
-                )
+                raise _closed(framer, self.stream)
             framer.buffer_updated(nbytes)
 
     async def __aiter__(self) -> AsyncIterator[Window]:
