@@ -41,6 +41,15 @@ def stream_name(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def _peer_stream(sock: socket.socket) -> str:
+    """The ``host:port`` name of the socket's peer (``aartfaac`` if it has none)."""
+    try:
+        host, port = sock.getpeername()[:2]
+    except OSError:
+        return "aartfaac"
+    return stream_name(str(host), int(port))
+
+
 def _closed(framer: WindowFramer, stream: str) -> StreamClosedError:
     """The peer closed the connection: end the framer's stream and say whether a window was cut."""
     truncated = framer.eof()
@@ -94,11 +103,7 @@ class WindowReader:
         pool: FramePool | None = None,
     ) -> None:
         if stream is None:
-            try:
-                host, port = sock.getpeername()[:2]
-                stream = stream_name(str(host), int(port))
-            except OSError:
-                stream = "aartfaac"
+            stream = _peer_stream(sock)
         self.stream = stream
         self.timeout_s = timeout_s
         sock.settimeout(timeout_s)
@@ -166,8 +171,7 @@ class AsyncWindowReader:
         pool: FramePool | None = None,
     ) -> None:
         if stream is None:
-            host, port = sock.getpeername()[:2]
-            stream = stream_name(str(host), int(port))
+            stream = _peer_stream(sock)
         sock.setblocking(False)
         self.stream = stream
         self.timeout_s = timeout_s
