@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from daqwire.codegen.loader import PathT, RawSpec, read_spec
+from daqwire.codegen.text_model import Constant, TextModel, build_constants, build_text
 
 __all__ = [
     "ArrayField",
@@ -282,6 +283,8 @@ class Spec:
     enums: dict[str, EnumDef]
     messages: list[BinaryMessage]
     raw: dict[str, Any]
+    constants: list[Constant] = field(default_factory=list)
+    text: TextModel | None = None
 
 
 class _Builder:
@@ -310,9 +313,12 @@ class _Builder:
             enums[name] = EnumDef(name, e.get("doc", ""), values)
         self.params, self.enums = params, enums
         messages: list[BinaryMessage] = []
+        text = None
         if d["family"] == "binary":
             for mname, m in d["messages"].items():
                 messages.append(self.binary_message(mname, m))
+        elif d["family"] == "text_commands":
+            text = build_text(d, self.fail)
         return Spec(
             self.raw.path,
             self.raw.display_name,
@@ -326,6 +332,8 @@ class _Builder:
             enums,
             messages,
             d,
+            build_constants(d),
+            text,
         )
 
     def byte_order(self, f: dict[str, Any], size: int, path: PathT) -> str:

@@ -462,6 +462,7 @@ def _environment() -> jinja2.Environment:
         range_text=_range_text,
         int_hi=_int_hi,
         add_s=lambda name: f"{name}s",
+        sq=repr,
     )
     env.globals.update(
         prefix_runs=_prefix_runs,
@@ -606,6 +607,8 @@ def format_source(text: str, name: str) -> str:
 
 def render_spec(spec: Spec, spec_name: str | None = None) -> list[GeneratedFile]:
     """The modules generated from one spec: codecs, construct oracle, hypothesis strategies."""
+    if spec.family == "text_commands":
+        return _render_text(spec, spec_name or f"specs/{spec.path.name}")
     if spec.family != "binary":
         raise SpecError(
             f"family {spec.family!r} is part of the spec language, but this generator "
@@ -623,6 +626,109 @@ def render_spec(spec: Spec, spec_name: str | None = None) -> list[GeneratedFile]
         GeneratedFile(out, format_source(_render(env, template, spec, name), out))
         for out, template in templates.items()
     ]
+
+
+def _constant(value: Any) -> str:
+    return repr(tuple(value)) if isinstance(value, list) else repr(value)
+
+
+def _text_exports(spec: Spec) -> list[str]:
+    from daqwire.codegen.text_render import TextRender
+
+    r = TextRender(spec)
+    names = ["GENERATOR_VERSION", "PROTOCOL", "SPEC_SHA256", "ENCODING", "ErrorCallback", "Request"]
+    names += [c.name for c in spec.constants]
+    if r.has("point"):
+        names += ["Scalar", "Point"]
+    if r.has("typed"):
+        names += ["RawScalar", "RawValue"]
+    if r.stale_class:
+        names.append(r.stale_class)
+    names += [_text_camel(p.name) for _m, p in r.keyed_parts()]
+    names += [m.class_name for m in r.reply_classes()]
+    for g in r.grammars():
+        names += [f"format_{g.name}", f"parse_{g.name}"]
+    for m in r.messages():
+        names.append(f"encode_{m.name}")
+        if m.literal:
+            names.append(f"{m.name.upper()}_BYTES")
+        if m.direction != "request":
+            names.append(f"decode_{m.name}")
+        elif not m.literal:
+            names.append(f"decode_{m.name}")
+    for s in r.services():
+        c = s.class_name
+        names += [f"{c}Handler", f"{c}Dispatcher", f"{c}Requests", f"{c}ClientStub"]
+        names.append(f"Async{c}ClientStub")
+    return _sort_all(set(names))
+
+
+def _text_camel(name: str) -> str:
+    return "".join(w.capitalize() for w in name.split("_"))
+
+
+def _text_strategy_exports(spec: Spec) -> list[str]:
+    from daqwire.codegen.text_render import TextRender
+
+    r = TextRender(spec)
+    names = ["datagrams", "raw_texts", "scalars"]
+    names += [f"{g.name}_values" for g in r.grammars()]
+    names += [f"{s.name}_requests" for s in r.services()]
+    return _sort_all(set(names))
+
+
+def _render_text(spec: Spec, name: str) -> list[GeneratedFile]:
+    from daqwire.codegen.text_render import text_context
+
+    env = _environment()
+    env.filters["constant"] = _constant
+    context: dict[str, Any] = dict(
+        spec=spec,
+        spec_name=name,
+        stamp=_stamp(spec, name),
+        generator_version=GENERATOR_VERSION,
+        generated_api=GENERATED_API,
+        exports=_text_exports(spec),
+        strategy_exports=_text_strategy_exports(spec),
+        **text_context(spec),
+    )
+    out = []
+    for target, template in (
+        (f"{spec.protocol}.py", "text.py.j2"),
+        (f"{spec.protocol}_strategies.py", "text_strategies.py.j2"),
+    ):
+        text = env.get_template(template).render(**context)
+        text = _drop_unused_imports(text, target)
+        out.append(GeneratedFile(target, format_source(text, target)))
+    return out
+
+
+def _drop_unused_imports(text: str, name: str) -> str:
+    """``text`` without unused imports (ruff's F401 fix, with daqwire's fixed settings)."""
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ruff",
+            "check",
+            "--isolated",
+            "--select",
+            "F401",
+            "--fix-only",
+            "--target-version",
+            "py311",
+            "--stdin-filename",
+            name,
+            "-",
+        ],
+        input=text,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"ruff check failed on generated {name}: {proc.stderr.strip()}")
+    return proc.stdout
 
 
 def spec_paths(specs_dir: Path, only: Iterable[str] = ()) -> list[Path]:

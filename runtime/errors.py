@@ -11,7 +11,12 @@ __all__ = [
     "LengthMismatchError",
     "LocalProtocolError",
     "ProtocolError",
+    "RefusedRequest",
     "RemoteProtocolError",
+    "ReplyError",
+    "RequestFailedError",
+    "RequestRefusedError",
+    "RequestRejected",
     "ShapeMismatchError",
     "SpecError",
     "StreamClosedError",
@@ -19,6 +24,8 @@ __all__ = [
     "StreamTimeoutError",
     "TrailingDataError",
     "TruncatedError",
+    "UnknownCommandError",
+    "UnknownRequest",
 ]
 
 
@@ -152,6 +159,44 @@ class FieldValueError(RemoteProtocolError):
 
 class TrailingDataError(RemoteProtocolError):
     """A buffer decoded as exactly one message holds bytes after its end."""
+
+
+class ReplyError(RemoteProtocolError):
+    """The peer answered with its protocol's error reply; ``reply`` holds the reply bytes."""
+
+    def __init__(
+        self, message: str, *, reply: bytes = b"", protocol: str = "", field_path: str = ""
+    ) -> None:
+        self.reply = reply
+        super().__init__(message, protocol=protocol, field_path=field_path)
+
+
+class UnknownCommandError(ReplyError):
+    """The server did not know the request (PyExpLabSys ``UNKNOWN_COMMMAND``)."""
+
+
+class RequestRefusedError(ReplyError):
+    """The server refused the request: bad data, not allowed, no room (``ERROR#...``)."""
+
+
+class RequestFailedError(ReplyError):
+    """The server's handler failed on the request (``EXCEP#...``)."""
+
+
+class RequestRejected(DaqwireError):
+    """Raised by a server handler so that the generated dispatcher answers with an error reply."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        super().__init__(message)
+
+
+class UnknownRequest(RequestRejected):
+    """The request names something the server does not have (a codename, a command)."""
+
+
+class RefusedRequest(RequestRejected):
+    """The server will not serve the request (source not allowed, queue full)."""
 
 
 class StreamError(DaqwireError):
