@@ -17,6 +17,7 @@ __all__ = [
     "RequestFailedError",
     "RequestRefusedError",
     "RequestRejected",
+    "RequestTimeoutError",
     "ShapeMismatchError",
     "SpecError",
     "StreamClosedError",
@@ -197,6 +198,16 @@ class UnknownRequest(RequestRejected):
 
 class RefusedRequest(RequestRejected):
     """The server will not serve the request (source not allowed, queue full)."""
+
+
+class RequestTimeoutError(DaqwireError, TimeoutError):
+    """No reply came to a request within its timeout (after any retries)."""
+
+    def __init__(self, message: str, *, peer: str = "", attempts: int = 1) -> None:
+        self.message = message
+        self.peer = peer
+        self.attempts = attempts
+        super().__init__(f"{peer}: {message}" if peer else message)
 
 
 class StreamError(DaqwireError):
