@@ -189,6 +189,8 @@ def _unescape(text: str) -> str:
 def _part(
     name: str, p: dict[str, Any], path: PathT, fail: Fail, grammars: dict[str, Any]
 ) -> TextPart:
+    if keyword.iskeyword(name) or not name.isidentifier():
+        raise fail(path, f"{name!r} is a Python keyword; choose another part name")
     t = p["type"]
     allowed = {
         "str": {"pattern"},
@@ -258,7 +260,8 @@ def build_text(data: dict[str, Any], fail: Fail) -> TextModel:
         seps = list(g["separators"])
         want = SEPARATOR_COUNT[kind]
         if len(seps) not in (want if isinstance(want, tuple) else (want,)):
-            raise fail((*path, "separators"), f"a {kind} grammar has {want} separator(s)")
+            count = " or ".join(map(str, want)) if isinstance(want, tuple) else str(want)
+            raise fail((*path, "separators"), f"a {kind} grammar has {count} separator(s)")
         if len(set(seps)) != len(seps):
             raise fail((*path, "separators"), "separators must differ")
         if kind in ("typed_map", "typed_table") and not g.get("types"):
@@ -289,6 +292,13 @@ def build_text(data: dict[str, Any], fail: Fail) -> TextModel:
             g.get("point"),
             errors,
         )
+    # a grammar's separators (and those of the lists it is written in) are always reserved
+    for g in grammars.values():
+        g.reserved = "".join(dict.fromkeys(g.reserved + "".join(g.separators)))
+    for g in grammars.values():
+        if g.point is not None:
+            p = grammars[g.point]
+            p.reserved = "".join(dict.fromkeys(p.reserved + "".join(g.separators)))
     messages: dict[str, TextMessage] = {}
     for mname, m in data["messages"].items():
         path = ("messages", mname)

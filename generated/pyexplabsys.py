@@ -268,6 +268,8 @@ _PATTERN_POINT_JSON = re.compile("[^#]*")
 _PATTERN_PUSH_JSON_WN = re.compile("[^#]*")
 _PATTERN_PUSH_RAW_WN = re.compile("[^#]*")
 _RESERVED_RAW_POINT = re.compile("[\\#,;:\\&]")
+_RESERVED_RAW_POINTS = re.compile("[;]")
+_RESERVED_RAW_NAMED_POINTS = re.compile("[;:]")
 _RESERVED_RAW_WN = re.compile("[\\#,;:\\&]")
 _RESERVED_RAW_TABLE = re.compile("[\\#,;:\\&]")
 _PLAIN: Final = frozenset({bool, float, int, type(None)})
@@ -281,6 +283,13 @@ def _fail(message: str, where: str, offset: int | None = None) -> FieldValueErro
 
 def _refuse(message: str, where: str) -> LocalProtocolError:
     return LocalProtocolError(message, protocol=PROTOCOL, field_path=where)
+
+
+def _encode(text: str, where: str) -> bytes:
+    try:
+        return text.encode(ENCODING)
+    except UnicodeEncodeError as exc:
+        raise _refuse(f"the text cannot be written in {ENCODING}: {exc.reason}", where) from None
 
 
 def _text(data: bytes, where: str) -> str:
@@ -305,7 +314,10 @@ def _strip(text: str, prefix: str, suffix: str, where: str) -> str:
 def _scalar(text: str) -> Scalar:
     """A raw value read back: int, float, True/False, None, else the text itself."""
     if _INT_TEXT.fullmatch(text):
-        return int(text)
+        try:
+            return int(text)
+        except ValueError as exc:  # more digits than int() reads
+            raise _fail(str(exc), "scalar") from None
     if _FLOAT_TEXT.fullmatch(text):
         return float(text)
     if text == "True":
@@ -334,6 +346,13 @@ def _json_point_default(value: object) -> object:
 _POINT_JSON = json.JSONEncoder(default=_json_point_default)
 
 
+def _dumps_points(value: object, where: str) -> str:
+    try:
+        return _POINT_JSON.encode(value)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise _refuse(str(exc), where) from None
+
+
 def _json_point(value: object, where: str) -> Point | OldData:
     if value == "OLD_DATA":
         return _STALE
@@ -343,6 +362,13 @@ def _json_point(value: object, where: str) -> Point | OldData:
             if type(y) in _PLAIN or type(y) is str:
                 return (x, y)
     raise _fail(f"a point is [x, y] or 'OLD_DATA', not {value!r}", where)
+
+
+def _dumps(value: object, where: str) -> str:
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise _refuse(str(exc), where) from None
 
 
 def _json_loads(text: str, where: str, syntax: str) -> Any:
@@ -600,7 +626,7 @@ def encode_name() -> bytes:
 def encode_socket_name(name: str) -> bytes:
     """The socket_name datagram. Wire form ``{name}``."""
     part_text = name
-    return (part_text).encode(ENCODING)
+    return _encode(part_text, "socket_name")
 
 
 def decode_socket_name(data: bytes) -> str:
@@ -632,7 +658,7 @@ def _join_codename_list_raw(items: Sequence[str]) -> str:
 def encode_codename_list_raw(codenames: Sequence[str]) -> bytes:
     """The codename_list_raw datagram. Wire form ``{codenames}``."""
     part_text = _join_codename_list_raw(codenames)
-    return (part_text).encode(ENCODING)
+    return _encode(part_text, "codename_list_raw")
 
 
 def decode_codename_list_raw(data: bytes) -> list[str]:
@@ -662,8 +688,8 @@ _MESSAGES_CODENAME_LIST_JSON: Final = {
 
 def encode_codename_list_json(codenames: Sequence[str]) -> bytes:
     """The codename_list_json datagram. Wire form ``{codenames}``."""
-    part_text = json.dumps(codenames)
-    return (part_text).encode(ENCODING)
+    part_text = _dumps(codenames, "codename_list_json")
+    return _encode(part_text, "codename_list_json")
 
 
 def decode_codename_list_json(data: bytes) -> list[str]:
@@ -692,7 +718,7 @@ def encode_raw() -> bytes:
 def encode_points_raw(points: Sequence[Point | OldData]) -> bytes:
     """The points_raw datagram. Wire form ``{points}``."""
     part_text = format_raw_points(points)
-    return (part_text).encode(ENCODING)
+    return _encode(part_text, "points_raw")
 
 
 def decode_points_raw(data: bytes) -> list[Point | OldData]:
@@ -717,7 +743,7 @@ def encode_raw_wn() -> bytes:
 def encode_named_points_raw(points: Mapping[str, Point | OldData]) -> bytes:
     """The named_points_raw datagram. Wire form ``{points}``."""
     part_text = format_raw_named_points(points)
-    return (part_text).encode(ENCODING)
+    return _encode(part_text, "named_points_raw")
 
 
 def decode_named_points_raw(data: bytes) -> dict[str, Point | OldData]:
@@ -747,8 +773,8 @@ _MESSAGES_POINTS_JSON: Final = {
 
 def encode_points_json(points: Sequence[Point | OldData]) -> bytes:
     """The points_json datagram. Wire form ``{points}``."""
-    part_text = _POINT_JSON.encode(points)
-    return (part_text).encode(ENCODING)
+    part_text = _dumps_points(points, "points_json")
+    return _encode(part_text, "points_json")
 
 
 def decode_points_json(data: bytes) -> list[Point | OldData]:
@@ -782,8 +808,8 @@ _MESSAGES_NAMED_POINTS_JSON: Final = {
 
 def encode_named_points_json(points: Mapping[str, Point | OldData]) -> bytes:
     """The named_points_json datagram. Wire form ``{points}``."""
-    part_text = _POINT_JSON.encode(points)
-    return (part_text).encode(ENCODING)
+    part_text = _dumps_points(points, "named_points_json")
+    return _encode(part_text, "named_points_json")
 
 
 def decode_named_points_json(data: bytes) -> dict[str, Point | OldData]:
@@ -817,8 +843,8 @@ _MESSAGES_STATUS_REPLY: Final = {
 
 def encode_status_reply(status: Mapping[str, Any]) -> bytes:
     """The status_reply datagram. Wire form ``{status}``."""
-    part_text = json.dumps(status)
-    return (part_text).encode(ENCODING)
+    part_text = _dumps(status, "status_reply")
+    return _encode(part_text, "status_reply")
 
 
 def decode_status_reply(data: bytes) -> dict[str, Any]:
@@ -840,7 +866,7 @@ def encode_point_raw(codename: str) -> bytes:
     part_text = codename
     if not _PATTERN_POINT_RAW.fullmatch(part_text):
         raise _refuse(f"{part_text[:60]!r} does not match '[^#]*'", "point_raw.codename")
-    return (part_text + "#raw").encode(ENCODING)
+    return _encode(part_text + "#raw", "point_raw")
 
 
 def decode_point_raw(data: bytes) -> str:
@@ -859,7 +885,7 @@ def _decode_point_raw_part(text: str) -> str:
 def encode_point_raw_reply(point: Point | OldData) -> bytes:
     """The point_raw_reply datagram. Wire form ``{point}``."""
     part_text = format_raw_point(point)
-    return (part_text).encode(ENCODING)
+    return _encode(part_text, "point_raw_reply")
 
 
 def decode_point_raw_reply(data: bytes) -> Point | OldData:
@@ -877,7 +903,7 @@ def encode_point_json(codename: str) -> bytes:
     part_text = codename
     if not _PATTERN_POINT_JSON.fullmatch(part_text):
         raise _refuse(f"{part_text[:60]!r} does not match '[^#]*'", "point_json.codename")
-    return (part_text + "#json").encode(ENCODING)
+    return _encode(part_text + "#json", "point_json")
 
 
 def decode_point_json(data: bytes) -> str:
@@ -901,8 +927,8 @@ _MESSAGES_POINT_JSON_REPLY: Final = {
 
 def encode_point_json_reply(point: Point | OldData) -> bytes:
     """The point_json_reply datagram. Wire form ``{point}``."""
-    part_text = _POINT_JSON.encode(point)
-    return (part_text).encode(ENCODING)
+    part_text = _dumps_points(point, "point_json_reply")
+    return _encode(part_text, "point_json_reply")
 
 
 def decode_point_json_reply(data: bytes) -> Point | OldData:
@@ -946,7 +972,7 @@ def encode_push_name() -> bytes:
 def encode_push_name_reply(name: str) -> bytes:
     """The push_name_reply datagram. Wire form ``RET#{name}``."""
     part_text = name
-    return ("RET#" + part_text).encode(ENCODING)
+    return _encode("RET#" + part_text, "push_name_reply")
 
 
 def decode_push_name_reply(data: bytes) -> str:
@@ -1004,10 +1030,10 @@ _MESSAGES_PUSH_JSON_WN: Final = {
 
 def encode_push_json_wn(data: Mapping[str, Any]) -> bytes:
     """Push a JSON object of values. Wire form ``json_wn#{data}``."""
-    part_text = json.dumps(data)
+    part_text = _dumps(data, "push_json_wn")
     if not _PATTERN_PUSH_JSON_WN.fullmatch(part_text):
         raise _refuse(f"{part_text[:60]!r} does not match '[^#]*'", "push_json_wn.data")
-    return ("json_wn#" + part_text).encode(ENCODING)
+    return _encode("json_wn#" + part_text, "push_json_wn")
 
 
 def decode_push_json_wn(data: bytes) -> dict[str, Any]:
@@ -1026,10 +1052,15 @@ def _decode_push_json_wn_part(text: str) -> dict[str, Any]:
 
 def encode_push_raw_wn(data: Mapping[str, Any]) -> bytes:
     """Push 'codename:type:v1,v2;...' values. Wire form ``raw_wn#{data}``."""
+    if not data:
+        raise _refuse(
+            "an empty map cannot be sent: the server reads an empty text as malformed",
+            "push_raw_wn.data",
+        )
     part_text = format_raw_wn(data)
     if not _PATTERN_PUSH_RAW_WN.fullmatch(part_text):
         raise _refuse(f"{part_text[:60]!r} does not match '[^#]*'", "push_raw_wn.data")
-    return ("raw_wn#" + part_text).encode(ENCODING)
+    return _encode("raw_wn#" + part_text, "push_raw_wn")
 
 
 def decode_push_raw_wn(data: bytes) -> dict[str, RawValue]:
@@ -1048,7 +1079,7 @@ def _decode_push_raw_wn_part(text: str) -> dict[str, RawValue]:
 def encode_ack(data: object) -> bytes:
     """Data accepted; the data is echoed as Python writes a dict (not JSON). Wire form ``ACK#{data}``."""
     part_text = str(data)
-    return ("ACK#" + part_text).encode(ENCODING)
+    return _encode("ACK#" + part_text, "ack")
 
 
 def decode_ack(data: bytes) -> str:
@@ -1069,8 +1100,8 @@ _MESSAGES_RET_JSON: Final = {
 
 def encode_ret_json(value: Any) -> bytes:
     """The callback's return value as JSON (return_format json). Wire form ``RET#{value}``."""
-    part_text = json.dumps(value)
-    return ("RET#" + part_text).encode(ENCODING)
+    part_text = _dumps(value, "ret_json")
+    return _encode("RET#" + part_text, "ret_json")
 
 
 def decode_ret_json(data: bytes) -> Any:
@@ -1107,6 +1138,8 @@ def _format_ret_raw(value: Any) -> str:
 def _parse_ret_raw(text: str) -> dict[str, RawValue] | list[list[RawScalar]] | None:
     if text == "None":
         return None
+    if not text:
+        return {}
     problems = []
     try:
         return parse_raw_wn(text)
@@ -1122,7 +1155,7 @@ def _parse_ret_raw(text: str) -> dict[str, RawValue] | list[list[RawScalar]] | N
 def encode_ret_raw(value: Any) -> bytes:
     """The callback's return value in the raw format (return_format raw). Wire form ``RET#{value}``."""
     part_text = _format_ret_raw(value)
-    return ("RET#" + part_text).encode(ENCODING)
+    return _encode("RET#" + part_text, "ret_raw")
 
 
 def decode_ret_raw(data: bytes) -> dict[str, RawValue] | list[list[RawScalar]] | None:
@@ -1138,7 +1171,7 @@ def _decode_ret_raw_part(text: str) -> dict[str, RawValue] | list[list[RawScalar
 def encode_ret_string(value: object) -> bytes:
     """The callback's return value as Python str() writes it (return_format string). Wire form ``RET#{value}``."""
     part_text = str(value)
-    return ("RET#" + part_text).encode(ENCODING)
+    return _encode("RET#" + part_text, "ret_string")
 
 
 def decode_ret_string(data: bytes) -> str:
@@ -1171,7 +1204,7 @@ def decode_push_unknown(data: bytes) -> None:
 def encode_push_error(message: str) -> bytes:
     """A push socket refuses a request (bad data, not allowed, queue full). Wire form ``ERROR#{message}``."""
     part_text = message
-    return ("ERROR#" + part_text).encode(ENCODING)
+    return _encode("ERROR#" + part_text, "push_error")
 
 
 def decode_push_error(data: bytes) -> str:
@@ -1187,7 +1220,7 @@ def _decode_push_error_part(text: str) -> str:
 def encode_push_exception(message: str) -> bytes:
     """The push callback raised, or its return value could not be written. Wire form ``EXCEP#{message}``."""
     part_text = message
-    return ("EXCEP#" + part_text).encode(ENCODING)
+    return _encode("EXCEP#" + part_text, "push_exception")
 
 
 def decode_push_exception(data: bytes) -> str:
@@ -1208,13 +1241,14 @@ _MESSAGES_LIVE_UPDATE: Final = {
 
 def encode_live_update(host: Any, data: Any) -> bytes:
     """What a LiveSocket sends to its live server for every update (no reply)."""
-    text = json.dumps(
+    text = _dumps(
         {
             "host": host,
             "data": data,
-        }
+        },
+        "live_update",
     )
-    return "".encode(ENCODING) + text.encode(ENCODING) + "".encode(ENCODING)
+    return _encode(text, "live_update")
 
 
 def decode_live_update(data: bytes) -> Update:
@@ -1676,18 +1710,21 @@ class PushDispatcher:
             return PUSH_UNKNOWN_BYTES
         if kind == "malformed":
             reply = encode_push_error(message)
-            if len(reply) > self.max_reply_bytes:
-                reply = encode_push_error(message[: self.max_reply_bytes // 4])
+            while len(reply) > self.max_reply_bytes:
+                message = message[: len(message) // 2]
+                reply = encode_push_error(message)
             return reply
         if kind == "refused":
             reply = encode_push_error(message)
-            if len(reply) > self.max_reply_bytes:
-                reply = encode_push_error(message[: self.max_reply_bytes // 4])
+            while len(reply) > self.max_reply_bytes:
+                message = message[: len(message) // 2]
+                reply = encode_push_error(message)
             return reply
         if kind == "failed":
             reply = encode_push_exception(message)
-            if len(reply) > self.max_reply_bytes:
-                reply = encode_push_exception(message[: self.max_reply_bytes // 4])
+            while len(reply) > self.max_reply_bytes:
+                message = message[: len(message) // 2]
+                reply = encode_push_exception(message)
             return reply
         raise ValueError(f"unknown error kind {kind!r}")
 
@@ -1836,6 +1873,12 @@ class PushRequests:
         (ack, ret_json, ret_raw, ret_string).
         """
 
+        if prefer is not None and prefer not in ["ack", "ret_json", "ret_raw", "ret_string"]:
+            raise _refuse(
+                f"prefer is one of ['ack', 'ret_json', 'ret_raw', 'ret_string'], not {prefer!r}",
+                "push_json_wn",
+            )
+
         def parse(data: bytes) -> Ack | RetJson | RetRaw | RetString:
             return _parse_push_json_wn_reply(data, prefer)
 
@@ -1850,6 +1893,12 @@ class PushRequests:
         ``prefer`` names the reply to read when several share a prefix
         (ack, ret_json, ret_raw, ret_string).
         """
+
+        if prefer is not None and prefer not in ["ack", "ret_json", "ret_raw", "ret_string"]:
+            raise _refuse(
+                f"prefer is one of ['ack', 'ret_json', 'ret_raw', 'ret_string'], not {prefer!r}",
+                "push_raw_wn",
+            )
 
         def parse(data: bytes) -> Ack | RetJson | RetRaw | RetString:
             return _parse_push_raw_wn_reply(data, prefer)

@@ -12,7 +12,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from daqwire.generated import pyexplabsys as codec
+from . import pyexplabsys as codec
 
 __all__ = [
     "datagrams",
@@ -113,8 +113,8 @@ def pull_requests() -> st.SearchStrategy[bytes]:
         st.just(codec.encode_json()),
         st.just(codec.encode_json_wn()),
         st.just(codec.encode_status()),
-        raw_texts("#").map(codec.encode_point_raw),
-        raw_texts("#").map(codec.encode_point_json),
+        st.from_regex("[^#]*", fullmatch=True).map(codec.encode_point_raw),
+        st.from_regex("[^#]*", fullmatch=True).map(codec.encode_point_json),
     )
 
 

@@ -22,6 +22,8 @@ commands:
              merge its images for a few seconds and print the groups and statistics
   generate   regenerate daqwire.generated from the specs (--check: fail on drift)
   aartfaac   AARTFAAC image streams: emulate, read (and merge), snapshot to PNG
+  pyexplabsys
+             PyExpLabSys UDP data sockets: serve-pull, serve-push, query, push
 
 Run `daqwire COMMAND --help` for the options of a command.
 """
@@ -96,6 +98,19 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_aartfaac_arguments(aartfaac)
+
+    from daqwire.pyexplabsys.cli import DESCRIPTION as PX_DESCRIPTION
+    from daqwire.pyexplabsys.cli import EPILOG as PX_EPILOG
+    from daqwire.pyexplabsys.cli import add_arguments as add_pyexplabsys_arguments
+
+    pyexplabsys = sub.add_parser(
+        "pyexplabsys",
+        help="PyExpLabSys data sockets: serve-pull, serve-push, query, push",
+        description=PX_DESCRIPTION,
+        epilog=PX_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_pyexplabsys_arguments(pyexplabsys)
     return parser
 
 

@@ -65,6 +65,7 @@ def test_wheel_installs_and_imports_in_a_fresh_venv(wheel: Path, tmp_path: Path)
         "import daqwire, daqwire.generated.aartfaac as a, daqwire.codegen as c;"
         "print(daqwire.__file__); print(a.WINDOW_MAGIC == 0x47494A53484F4D4F);"
         "print(len(c.render_all(c.render.default_specs_dir())))"
+        ";import daqwire.pyexplabsys as p; print(p.OLD_DATA)"
     )
     run = subprocess.run(
         [str(python), "-c", script],
@@ -74,9 +75,11 @@ def test_wheel_installs_and_imports_in_a_fresh_venv(wheel: Path, tmp_path: Path)
         cwd=tmp_path,
     )
     assert run.returncode == 0, run.stderr
-    where, magic_ok, n_files = run.stdout.split()
+    where, magic_ok, n_files, old_data = run.stdout.split()
     assert where.startswith(str(env_dir)), where
-    assert magic_ok == "True" and n_files == "3"
+    assert magic_ok == "True" and old_data == "OLD_DATA"
+    # aartfaac: codec, construct oracle, strategies; pyexplabsys: codec, strategies
+    assert n_files == "5"
     check = subprocess.run(
         [str(python), "-m", "daqwire.codegen", "--check"],
         capture_output=True,

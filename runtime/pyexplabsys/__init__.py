@@ -18,7 +18,15 @@ from daqwire.generated.pyexplabsys import (
     UNKNOWN_COMMAND,
     OldData,
 )
+from daqwire.pyexplabsys.client import (
+    AsyncPullClient,
+    AsyncPushClient,
+    DateDataPullClient,
+    PullClient,
+    PushClient,
+)
 from daqwire.pyexplabsys.live import LiveSocket
+from daqwire.pyexplabsys.live_server import LiveServer
 from daqwire.pyexplabsys.pull import CommonDataPullSocket, DataPullSocket, DateDataPullSocket
 from daqwire.pyexplabsys.push import CallBackThread, DataPushSocket
 from daqwire.pyexplabsys.registry import socket_server_status
@@ -33,14 +41,20 @@ __all__ = [
     "PUSH_EXCEP",
     "PUSH_RET",
     "UNKNOWN_COMMAND",
+    "AsyncPullClient",
+    "AsyncPushClient",
     "CallBackThread",
     "CommonDataPullSocket",
     "DataPullSocket",
     "DataPushSocket",
+    "DateDataPullClient",
     "DateDataPullSocket",
+    "LiveServer",
     "LiveSocket",
     "OldData",
     "PortStillReserved",
+    "PullClient",
+    "PushClient",
     "socket_server_status",
     "system_status",
 ]

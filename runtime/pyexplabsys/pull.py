@@ -127,7 +127,6 @@ class CommonDataPullSocket:
         self.poke_on_set = poke_on_set
         self.dispatcher = PullDispatcher(self, on_error=self._log_error)
         self._server = UdpServer(host, port, self._serve, name=type(self).__name__)
-        register(self)
 
     # ---- lifecycle ----------------------------------------------------------------------
     @property
@@ -143,6 +142,7 @@ class CommonDataPullSocket:
     def start(self) -> None:
         """Start answering requests in a background thread."""
         self._server.start()
+        register(self)
 
     def stop(self) -> None:
         """Stop answering and close the socket: the port is free when this returns."""
@@ -252,9 +252,9 @@ class CommonDataPullSocket:
 
     def _log_error(self, kind: str, message: str, exc: BaseException | None) -> None:
         if exc is not None and kind == "failed":
-            logger.error("%s %r: request failed: %s", type(self).__name__, self.name, message)
+            logger.error("%s %r: request failed: %.200s", type(self).__name__, self.name, message)
         else:
-            logger.debug("%s %r: %s request: %s", type(self).__name__, self.name, kind, message)
+            logger.debug("%s %r: %s request: %.200s", type(self).__name__, self.name, kind, message)
 
 
 class DateDataPullSocket(CommonDataPullSocket):

@@ -156,7 +156,6 @@ class DataPushSocket:
         self.refused = 0
         self.dispatcher = PushDispatcher(self, on_error=self._log_error)
         self._server = UdpServer(host, port, self._serve, name="DataPushSocket")
-        register(self)
 
     # ---- drop-in properties and methods ---------------------------------------------------
     @property
@@ -207,6 +206,7 @@ class DataPushSocket:
             self.callback_thread = CallBackThread(self._queue, self.callback)
             self.callback_thread.start()
         self._server.start()
+        register(self)
 
     def stop(self) -> None:
         """Stop serving, close the socket (port free at once) and finish queued callbacks."""
@@ -276,6 +276,6 @@ class DataPushSocket:
 
     def _log_error(self, kind: str, message: str, exc: BaseException | None) -> None:
         if exc is not None and kind == "failed":
-            logger.warning("DataPushSocket %r: request failed: %s", self.name, message)
+            logger.warning("DataPushSocket %r: request failed: %.200s", self.name, message)
         else:
-            logger.debug("DataPushSocket %r: %s request: %s", self.name, kind, message)
+            logger.debug("DataPushSocket %r: %s request: %.200s", self.name, kind, message)
