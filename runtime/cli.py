@@ -18,8 +18,9 @@ specs into typed Python codecs, and the runtime puts those on real sockets.
 EPILOG = """\
 commands:
   demo       check the generated code against the specs, round-trip a synthetic sky
-             image as an AARTFAAC window, then run a live 3-stream emulator, read and
-             merge its images for a few seconds and print the groups and statistics
+             image as an AARTFAAC window, run a live 3-stream emulator, read and merge
+             its images for a few seconds, then serve a PyExpLabSys pull socket with
+             changing values and query it with daqwire's client
   generate   regenerate daqwire.generated from the specs (--check: fail on drift)
   aartfaac   AARTFAAC image streams: emulate, read (and merge), snapshot to PNG
   pyexplabsys
@@ -59,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
         "installed daqwire.generated; encode a synthetic sky image as an AARTFAAC "
         "window, decode it and print the header, the FITS keywords and image statistics; "
         "then start an emulator with 3 streams on free loopback ports, read and merge them "
-        "for a few seconds and print the merged groups and the statistics.",
+        "for a few seconds and print the merged groups and the statistics; finally serve a "
+        "PyExpLabSys pull socket whose values change and query it with daqwire's client.",
     )
     demo.add_argument("--width", type=int, default=256, help="NAXIS1, pixels (default 256)")
     demo.add_argument("--height", type=int, default=192, help="NAXIS2, pixels (default 192)")

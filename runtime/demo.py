@@ -92,6 +92,7 @@ def run_demo(
     size: tuple[int, int] = (256, 192),
     seed: int = 2026,
     live_s: float = 4.0,
+    pyexplabsys: bool = True,
     out: TextIO | None = None,
 ) -> int:
     """Run the demo, printing to ``out`` (stdout); return the exit code."""
@@ -148,8 +149,12 @@ def run_demo(
         file=out,
     )
     print("\nround trip exact: the decoded window equals the encoded one", file=out)
-    if live_s > 0:
-        return _live_merge(out, streams=3, duration_s=live_s, size=size)
+    if live_s > 0 and _live_merge(out, streams=3, duration_s=live_s, size=size) != 0:
+        return 1
+    if pyexplabsys:
+        from daqwire.pyexplabsys.demo import run_pyexplabsys_demo
+
+        return run_pyexplabsys_demo(out, section=4 if live_s > 0 else 3)
     return 0
 
 

@@ -13,7 +13,7 @@ from daqwire.demo import SOURCES, run_demo, synthetic_sky
 
 def test_demo_runs_and_reports(capsys: object) -> None:
     out = io.StringIO()
-    assert run_demo(size=(96, 64), live_s=0, out=out) == 0
+    assert run_demo(size=(96, 64), live_s=0, pyexplabsys=False, out=out) == 0
     text = out.getvalue()
     assert "generated code matches the specs" in text
     assert "magic         0x47494a53484f4d4f" in text
@@ -38,6 +38,20 @@ def test_demo_live_merge() -> None:
     assert "the emulator's brightest source is at x=16, y=32" in text
     peaks = [line for line in text.splitlines() if "peak(" in line]
     assert peaks and all(line.count("peak(x=16,y=32)") == line.count("peak(") for line in peaks)
+
+
+def test_demo_pyexplabsys_part() -> None:
+    out = io.StringIO()
+    assert run_demo(size=(64, 48), live_s=0, out=out) == 0
+    text = out.getvalue()
+    assert "== 3. PyExpLabSys: a pull socket with changing values" in text
+    assert "temperature before the first set_point: OLD_DATA" in text
+    assert "name -> 'demo instrument'; codenames -> ['temperature', 'pressure']" in text
+    assert text.count("json_wn -> ") == 5
+    assert "ghost#raw -> UnknownCommandError: UNKNOWN_COMMMAND" in text
+    assert "Ack(data=\"{'setpoint': 21.5, 'mode': 'auto'}\")" in text
+    assert "served 10 requests, 10 replies" in text
+    assert "pyexplabsys ok" in text
 
 
 def test_synthetic_sky_orientation() -> None:
