@@ -463,6 +463,7 @@ def _environment() -> jinja2.Environment:
         int_hi=_int_hi,
         add_s=lambda name: f"{name}s",
         sq=repr,
+        constant=_constant,
     )
     env.globals.update(
         prefix_runs=_prefix_runs,
@@ -505,6 +506,7 @@ def _stamp(spec: Spec, spec_name: str) -> str:
 
 def _exports(spec: Spec) -> list[str]:
     names = ["GENERATOR_VERSION", "PROTOCOL", "SPEC_SHA256", "NEED_DATA", "STREAM_END"]
+    names += [c.name for c in spec.constants]
     names += [camel(p) for p in spec.params]
     names += list(spec.enums)
     for m in spec.messages:
@@ -681,7 +683,6 @@ def _render_text(spec: Spec, name: str) -> list[GeneratedFile]:
     from daqwire.codegen.text_render import text_context
 
     env = _environment()
-    env.filters["constant"] = _constant
     context: dict[str, Any] = dict(
         spec=spec,
         spec_name=name,

@@ -422,3 +422,9 @@ def test_property_card_hostile_bytes(k: ModuleType, ks: ModuleType, data: st.Dat
         k.card_text_keywords(text)
     except RemoteProtocolError:
         pass
+
+
+def test_constants_are_emitted(k: ModuleType) -> None:
+    assert k.KITCHEN_PORT == 4711 and k.GAIN == 1.5
+    assert k.SEPARATORS == (",", ";")
+    assert {"KITCHEN_PORT", "GAIN", "SEPARATORS"} <= set(k.__all__)
