@@ -464,6 +464,7 @@ def _environment() -> jinja2.Environment:
         add_s=lambda name: f"{name}s",
         sq=repr,
         constant=_constant,
+        excluded_char=_excluded_char,
     )
     env.globals.update(
         prefix_runs=_prefix_runs,
@@ -628,6 +629,12 @@ def render_spec(spec: Spec, spec_name: str | None = None) -> list[GeneratedFile]
         GeneratedFile(out, format_source(_render(env, template, spec, name), out))
         for out, template in templates.items()
     ]
+
+
+def _excluded_char(pattern: str) -> str:
+    """``X`` when ``pattern`` is ``[^X]*`` (any text without X), else ''."""
+    m = re.fullmatch(r"\[\^(\\?.)\]\*", pattern)
+    return m.group(1)[-1] if m else ""
 
 
 def _constant(value: Any) -> str:

@@ -116,6 +116,7 @@ class TextMessage:
     replies: list[str]
     idempotent: bool
     method: str
+    cache: bool = False
 
     @property
     def literal(self) -> bool:
@@ -322,6 +323,8 @@ def build_text(data: dict[str, Any], fail: Fail) -> TextModel:
             raise fail((*path, "reply"), "only requests have replies")
         if direction == "request" and not replies:
             raise fail(path, "a request needs reply:")
+        if m.get("cache") and (direction != "request" or len(replies) != 1):
+            raise fail((*path, "cache"), "only requests with one reply can be cached")
         if "idempotent" in m and direction != "request":
             raise fail((*path, "idempotent"), "only requests are idempotent or not")
         messages[mname] = TextMessage(
@@ -335,6 +338,7 @@ def build_text(data: dict[str, Any], fail: Fail) -> TextModel:
             replies,
             m.get("idempotent", True),
             m.get("method", mname),
+            m.get("cache", False),
         )
     for m in messages.values():
         for i, r in enumerate(m.replies):

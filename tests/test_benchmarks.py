@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -40,3 +41,23 @@ def test_aartfaac_stream_benchmark_quick_prints_ratios() -> None:
     ):
         assert line in out, out
     assert out.count(", ratio ") == 2, out
+
+
+def test_pyexplabsys_benchmark_quick_prints_ratios() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "bench_pyexplabsys.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert out.startswith("command: "), out
+    for n in (2, 10):
+        for label in (f"pull json_wn N={n}: daqwire", f"pull raw N={n}: daqwire"):
+            assert label in out, out
+        assert f"push json_wn#{{{n} keys}}: daqwire" in out, out
+    ratio_lines = re.findall(r": daqwire [\d,]+ req/s, echo [\d,]+ req/s, ratio \d+\.\d\d", out)
+    assert len(ratio_lines) == 6, out
+    assert out.count("server CPU/request: daqwire ") == 6, out

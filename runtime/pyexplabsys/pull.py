@@ -9,6 +9,7 @@ stored anything and then failed silently when a reply could not be written).
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -126,6 +127,9 @@ class CommonDataPullSocket:
         self.activity = Activity(check_activity, activity_timeout, clock)
         self.poke_on_set = poke_on_set
         self.dispatcher = PullDispatcher(self, on_error=self._log_error)
+        self._fresh_until = math.inf
+        self._cached_at = 0.0
+        self._invalidate()
         self._server = UdpServer(host, port, self._serve, name=type(self).__name__)
 
     # ---- lifecycle ----------------------------------------------------------------------
@@ -176,6 +180,7 @@ class CommonDataPullSocket:
             self._points[codename] = checked
             self._times[codename] = timestamp
             self._reset.discard(codename)
+        self._invalidate()
         if self.activity.check_activity and self.poke_on_set:
             self.activity.poke()
 
@@ -190,9 +195,28 @@ class CommonDataPullSocket:
                 raise ValueError(f"The codename {c!r} is not registered")
         with self._lock:
             self._reset.update(names)
+        self._invalidate()
 
     def _is_stale(self, codename: str, point: Point, now: float) -> bool:
         raise NotImplementedError
+
+    def _expiry(self, codename: str, timeout: float) -> float:
+        """The time after which ``codename`` reads OLD_DATA."""
+        raise NotImplementedError
+
+    def _invalidate(self) -> None:
+        """Drop the cached replies; note when the next fresh point goes stale."""
+        now = self._clock() if self._timed else 0.0
+        fresh_until = math.inf
+        with self._lock:
+            for codename, timeout in self._timed:
+                if codename not in self._reset:
+                    expiry = self._expiry(codename, timeout)
+                    if now <= expiry < fresh_until:
+                        fresh_until = expiry
+        self._fresh_until = fresh_until
+        self._cached_at = now
+        self.dispatcher.clear_cache()
 
     def _current(self, codename: str, now: float) -> Point | OldData:
         point = self._points[codename]
@@ -248,6 +272,10 @@ class CommonDataPullSocket:
             return self._current(codename, now)
 
     def _serve(self, data: bytes, addr: Address) -> bytes:
+        if self._timed:
+            now = self._clock()
+            if now > self._fresh_until or now < self._cached_at:
+                self._invalidate()
         return self.dispatcher.handle(data)
 
     def _log_error(self, kind: str, message: str, exc: BaseException | None) -> None:
@@ -314,6 +342,12 @@ class DateDataPullSocket(CommonDataPullSocket):
         timeout = self._timeouts[codename]
         return timeout is not None and now - point[0] > timeout  # type: ignore[operator]
 
+    def _expiry(self, codename: str, timeout: float) -> float:
+        x = self._points[codename][0]
+        if isinstance(x, int | float) and not isinstance(x, bool):
+            return x + timeout
+        return -math.inf
+
 
 class DataPullSocket(CommonDataPullSocket):
     """Pull socket with free (x, y) points; stale when the time of the last set is too old."""
@@ -361,6 +395,9 @@ class DataPullSocket(CommonDataPullSocket):
     def _is_stale(self, codename: str, point: Point, now: float) -> bool:
         timeout = self._timeouts[codename]
         return timeout is not None and now - self._times[codename] > timeout
+
+    def _expiry(self, codename: str, timeout: float) -> float:
+        return self._times[codename] + timeout
 
 
 def _is_number(value: Any) -> bool:
