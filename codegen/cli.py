@@ -16,11 +16,12 @@ __all__ = ["add_arguments", "main", "run"]
 DESCRIPTION = """\
 Regenerate daqwire's protocol modules from the YAML specs.
 
-Each spec in the specs folder (specs/<protocol>.yaml) becomes three modules in the output
-folder: <protocol>.py (typed messages, encoders, decoders, incremental decoders),
-<protocol>_construct.py (the same layouts in construct, a test oracle) and
-<protocol>_strategies.py (hypothesis strategies). Every file is stamped with the generator
-version and the sha256 of its spec.
+Each spec in the specs folder (specs/<protocol>.yaml) becomes modules in the output folder:
+<protocol>.py (typed messages, encoders, decoders; incremental decoders for binary specs,
+dispatchers, request builders and client stubs for text_commands specs),
+<protocol>_strategies.py (hypothesis strategies) and, for binary specs only,
+<protocol>_construct.py (the same layouts in construct, a test oracle). Every file is
+stamped with the generator version and the sha256 of its spec.
 """
 
 EPILOG = """\

@@ -615,7 +615,7 @@ def render_spec(spec: Spec, spec_name: str | None = None) -> list[GeneratedFile]
     if spec.family != "binary":
         raise SpecError(
             f"family {spec.family!r} is part of the spec language, but this generator "
-            f"({GENERATOR_VERSION}) emits code for the binary family only",
+            f"({GENERATOR_VERSION}) emits code for the binary and text_commands families only",
             file=spec.display_name,
         )
     name = spec_name or f"specs/{spec.path.name}"

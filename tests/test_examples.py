@@ -18,16 +18,25 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
-GUIDE = ROOT / "docs" / "aartfaac-stream.md"
 TIMEOUT_S = 60.0
-NAMES = (
-    "aartfaac_read_one",
-    "aartfaac_async",
-    "aartfaac_reconnect",
-    "aartfaac_merge",
-    "aartfaac_merger_rules",
-    "aartfaac_tkp_dropin",
-)
+#: each user guide in docs/ and the examples it shows, in full
+GUIDES = {
+    "aartfaac-stream.md": (
+        "aartfaac_read_one",
+        "aartfaac_async",
+        "aartfaac_reconnect",
+        "aartfaac_merge",
+        "aartfaac_merger_rules",
+        "aartfaac_tkp_dropin",
+    ),
+    "pyexplabsys.md": (
+        "pyexplabsys_pull",
+        "pyexplabsys_push",
+        "pyexplabsys_live",
+        "pyexplabsys_dropin",
+    ),
+}
+NAMES = tuple(name for names in GUIDES.values() for name in names)
 
 
 @dataclass(frozen=True)
@@ -84,16 +93,17 @@ def test_every_example_is_listed_in_the_readme() -> None:
         assert f"{name}.py" in readme
 
 
-def test_guide_shows_the_examples_as_they_are() -> None:
-    """Each ``<!-- example: examples/x.py -->`` block of the guide is that file, docstring aside."""
-    guide = GUIDE.read_text(encoding="utf-8")
+@pytest.mark.parametrize("guide_name", sorted(GUIDES))
+def test_guide_shows_the_examples_as_they_are(guide_name: str) -> None:
+    """Each ``<!-- example: examples/x.py -->`` block of a guide is that file, docstring aside."""
+    guide = (ROOT / "docs" / guide_name).read_text(encoding="utf-8")
     blocks = dict(re.findall(r"<!-- example: (\S+) -->\n```python\n(.*?)\n```", guide, re.S))
-    assert sorted(blocks) == sorted(f"examples/{name}.py" for name in NAMES)
+    assert sorted(blocks) == sorted(f"examples/{name}.py" for name in GUIDES[guide_name])
     for rel, shown in blocks.items():
         source = (ROOT / rel).read_text(encoding="utf-8")
         after_docstring = ast.parse(source).body[0].end_lineno
         body = "\n".join(source.splitlines()[after_docstring:]).strip("\n")
-        assert shown == body, f"{rel} differs from its copy in {GUIDE.name}"
+        assert shown == body, f"{rel} differs from its copy in {guide_name}"
 
 
 def test_read_one(runs: dict[str, Run]) -> None:
@@ -184,3 +194,93 @@ def test_tkp_dropin(runs: dict[str, Run]) -> None:
     groups = [line for line in run.lines if "HDULists from" in line]
     assert len(groups) == 3
     assert "3 HDULists from 3 streams, 1 timestamp" in groups
+
+
+def test_pyexplabsys_pull(runs: dict[str, Run]) -> None:
+    run = _ok(runs, "pyexplabsys_pull")
+    for line in (
+        "name 'oven', codenames ['temperature', 'pressure']",
+        "before any set_point: {'temperature': OldData(), 'pressure': (0.0, 0.0)}",
+        "the values changed while the producer ran: True",
+        "last values: 20.9 1015.25",
+        "1.1 s later: OLD_DATA True 1015.25",
+        "humidity#raw: UnknownCommandError b'UNKNOWN_COMMMAND'",
+        "status: oven date OK",
+        "system_status: 15 host facts (filesystem_usage, last_apt_cache_change_unixtime, "
+        "last_git_fetch_unixtime, ...)",
+    ):
+        assert line in run.lines
+    readings = [line for line in run.lines if line.startswith("temperature ")]
+    assert len(readings) >= 2
+    pattern = r"temperature (2\d\.\d) \(\d+\.\d\d s old\), pressure (101\d\.\d+)"
+    values = []
+    for line in readings:
+        match = re.fullmatch(pattern, line)
+        assert match, line
+        values.append(float(match[1]))
+    assert values == sorted(values) and values[0] < values[-1]
+    assert re.fullmatch(
+        r"ServerStats\(requests=(\d+), replies=\1, send_errors=0, serve_errors=0\)", run.lines[-1]
+    )
+
+
+def test_pyexplabsys_push(runs: dict[str, Run]) -> None:
+    run = _ok(runs, "pyexplabsys_push")
+    raw_refused = (
+        "Raw conversion failed with message:With return format raw, the value 'a;b' contains "
+        "';', which is a separator of the raw format"
+    )
+    assert run.lines == [
+        "name: heater",
+        "json_wn: RetJson(value={'setpoint': 450.0, 'ramp': [0.5, 1.0], 'note': 'warm up'})",
+        "last: {'setpoint': 450.0, 'note': 'warm up'}",
+        "raw_wn:  RetJson(value={'setpoint': 455.0, 'ramp': [0.5, 1.0], 'note': 'none'})",
+        "WARNING daqwire.pyexplabsys.push: DataPushSocket 'heater': request failed: "
+        "setpoint 900.0 is above 500",
+        "callback raised: b'EXCEP#setpoint 900.0 is above 500'",
+        "raw format, dict: RetRaw(value={'setpoint': 450.0, 'ramp': [0.5, 1.0], 'note': 'none'})",
+        "raw format, rows: RetRaw(value=[[1.0, 2.0], [3.0, 4.0]])",
+        "WARNING daqwire.pyexplabsys.push: DataPushSocket 'heater raw': request failed: "
+        + raw_refused,
+        "raw format refused: " + raw_refused,
+        "push 0: Ack(data=\"{'i': 0}\")",
+        "push 1: Ack(data=\"{'i': 1}\")",
+        "push 2: refused: b'ERROR#The queue is full (2 items); the data was not stored'",
+        "taken from the queue: {'i': 0} {'i': 1}",
+        "push 3: Ack(data=\"{'i': 3, 'tags': ['a', 'b']}\")",
+        "last: {'i': 3, 'tags': ['a', 'b']} updated: {'i': 3, 'tags': ['a', 'b']}",
+    ]
+
+
+def test_pyexplabsys_live(runs: dict[str, Run]) -> None:
+    run = _ok(runs, "pyexplabsys_live")
+    assert run.lines == [
+        "live server got: {'temperature': [1700000000.0, 20.5]} from this host: True",
+        "live server got: {'temperature': [1700000001.0, 21.0], 'power': [1700000001.0, 5]} "
+        "from this host: True",
+        "pull json_wn: {'temperature': (1700000001.0, 21.0), 'power': (1700000001.0, 5)}",
+        "after reset, live server got: {'temperature': 'RESET'}",
+        "after reset, pull raw_wn: {'temperature': OldData(), 'power': (1700000001.0, 5)}",
+        "bad batch: The codename: 'fan' is not registered",
+        "nothing of the bad batch was applied: "
+        "{'temperature': OldData(), 'power': (1700000001.0, 5)}",
+        "set again, live server got: {'temperature': [1700000003.0, 22.5]}",
+        "pull temperature#json: (1700000003.0, 22.5)",
+        "latest per codename: {'temperature': [1700000003.0, 22.5], 'power': [1700000001.0, 5]}",
+        "datagrams sent: 4 LiveServerStats(datagrams=4, updates=4, errors=0, dropped=0)",
+    ]
+
+
+def test_pyexplabsys_dropin(runs: dict[str, Run]) -> None:
+    run = _ok(runs, "pyexplabsys_dropin")
+    assert run.lines == [
+        "codenames: 42 ['temperature', 'setpoint', 'channel_00']",
+        "get_field('setpoint'): [1700000000.0, 450.0]",
+        "client.temperature[1]: 452.1",
+        "get_all_fields: 42 fields, channel_39 = [1700000000.0, 19.5]",
+        "the json_wn reply was longer than 1024 bytes: True",
+        "get_field('temperature'): ValueError('Old data')",
+        "get_all_fields(): ValueError('Old data, for field \"temperature\"')",
+        "get_field('pressure'): Unknown fieldnames",
+        "exception_on_old_data=False: OLD_DATA",
+    ]

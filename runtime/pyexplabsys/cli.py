@@ -86,7 +86,11 @@ def _run_query(args: argparse.Namespace) -> int:
     from daqwire.pyexplabsys.client import PullClient
 
     host, port = args.address
-    request = _pull_request(args.command_text)
+    try:
+        request = _pull_request(args.command_text)
+    except argparse.ArgumentTypeError as exc:
+        print(f"daqwire pyexplabsys query: {exc}", file=sys.stderr)
+        return 2
     if args.wire:
         request = Request(request.name, request.data, bytes, request.idempotent)
     with PullClient(host, port, timeout_s=args.timeout_s, retries=args.retries) as client:

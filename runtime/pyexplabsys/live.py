@@ -81,7 +81,7 @@ class LiveSocket:
             if name not in self.codenames:
                 raise RuntimeError(f"The codename: {name!r} is not registered")
 
-    def _send(self, data: Mapping[str, Any]) -> None:
+    def _datagram(self, data: Mapping[str, Any]) -> bytes:
         datagram = encode_live_update(self.hostname, dict(data))
         if len(datagram) > MAX_DATAGRAM_BYTES:
             raise LocalProtocolError(
@@ -90,6 +90,9 @@ class LiveSocket:
                 protocol="pyexplabsys",
                 field_path="live_update",
             )
+        return datagram
+
+    def _send(self, datagram: bytes) -> None:
         self._sock.sendto(datagram, self.live_server)
         self.sent += 1
 
@@ -97,10 +100,11 @@ class LiveSocket:
         """Set several points at once; one datagram. Nothing is applied if any is invalid."""
         self._check_names(data)
         points = {c: check_point(c, p) for c, p in data.items()}
+        datagram = self._datagram(points)
         if self.internal_pull_socket is not None:
             for c, p in points.items():
                 self.internal_pull_socket.set_point(c, p)
-        self._send(points)
+        self._send(datagram)
 
     def set_batch_now(self, data: Mapping[str, Any]) -> None:
         """Set ``{codename: y}`` with x = now for all of them."""
@@ -119,6 +123,7 @@ class LiveSocket:
         """Tell the live server to restart these curves; they read OLD_DATA until set again."""
         names = list(codenames)
         self._check_names(names)
+        datagram = self._datagram(dict.fromkeys(names, "RESET"))
         if self.internal_pull_socket is not None:
             self.internal_pull_socket.mark_reset(names)
-        self._send(dict.fromkeys(names, "RESET"))
+        self._send(datagram)

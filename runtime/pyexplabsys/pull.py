@@ -272,6 +272,10 @@ class CommonDataPullSocket:
             return self._current(codename, now)
 
     def _serve(self, data: bytes, addr: Address) -> bytes:
+        return self.handle(data)
+
+    def handle(self, data: bytes) -> bytes:
+        """The reply to one request datagram, without the network (what the server sends)."""
         if self._timed:
             now = self._clock()
             if now > self._fresh_until or now < self._cached_at:

@@ -264,6 +264,10 @@ class DataPushSocket:
             return RetRaw(result)
         return RetString(result)
 
+    def handle(self, data: bytes, source: str = "127.0.0.1") -> bytes:
+        """The reply to one request datagram from ``source``, without the network."""
+        return self._serve(data, (source, 0))
+
     def _serve(self, data: bytes, addr: Address) -> bytes:
         if self._allowed is not None:
             ip = ipaddress.ip_address(addr[0])
