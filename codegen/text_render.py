@@ -149,11 +149,23 @@ class TextRender:
         out = [(self.model.messages[r], cls) for r, cls in seen.items()]
         return sorted(out, key=lambda x: not x[0].literal)
 
-    def error_kinds(self, s: Service) -> list[tuple[str, TextMessage]]:
-        return [
-            (k, self.model.messages[s.errors[k]])
-            for k in ("unknown", "malformed", "refused", "failed")
-        ]
+    def error_groups(self, s: Service) -> list[tuple[TextMessage, list[str]]]:
+        """Each distinct error reply of ``s`` with the error kinds it answers."""
+        groups: dict[str, list[str]] = {}
+        for kind in ("unknown", "malformed", "refused", "failed"):
+            groups.setdefault(s.errors[kind], []).append(kind)
+        return [(self.model.messages[r], kinds) for r, kinds in groups.items()]
+
+    def reply_sets(self) -> list[tuple[str, list[str]]]:
+        """(name, replies) for each distinct list of replies a handler chooses among."""
+        seen: dict[tuple[str, ...], str] = {}
+        for m in self.model.messages.values():
+            if len(m.replies) > 1:
+                seen.setdefault(tuple(m.replies), f"reply_{'_or_'.join(m.replies)}")
+        return [(name, list(replies)) for replies, name in seen.items()]
+
+    def reply_set_name(self, m: TextMessage) -> str:
+        return dict((tuple(r), n) for n, r in self.reply_sets())[tuple(m.replies)]
 
     def grammars(self, kind: str | None = None) -> list[Grammar]:
         return [g for g in self.model.grammars.values() if kind is None or g.kind == kind]

@@ -640,6 +640,7 @@ def decode_socket_name(data: bytes) -> str:
 
 
 def _decode_socket_name_part(text: str) -> str:
+    """The name of a ``socket_name`` (its pattern, if any, already checked)."""
     return text
 
 
@@ -672,6 +673,7 @@ def decode_codename_list_raw(data: bytes) -> list[str]:
 
 
 def _decode_codename_list_raw_part(text: str) -> list[str]:
+    """The codenames of a ``codename_list_raw`` (its pattern, if any, already checked)."""
     return text.split(",") if text else []
 
 
@@ -703,6 +705,7 @@ def decode_codename_list_json(data: bytes) -> list[str]:
 
 
 def _decode_codename_list_json_part(text: str) -> list[str]:
+    """The codenames of a ``codename_list_json`` (its pattern, if any, already checked)."""
     where = "codename_list_json.codenames"
     value = _json_loads(text, where, _MESSAGES_CODENAME_LIST_JSON["syntax"])
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -732,6 +735,7 @@ def decode_points_raw(data: bytes) -> list[Point | OldData]:
 
 
 def _decode_points_raw_part(text: str) -> list[Point | OldData]:
+    """The points of a ``points_raw`` (its pattern, if any, already checked)."""
     return parse_raw_points(text)
 
 
@@ -757,6 +761,7 @@ def decode_named_points_raw(data: bytes) -> dict[str, Point | OldData]:
 
 
 def _decode_named_points_raw_part(text: str) -> dict[str, Point | OldData]:
+    """The points of a ``named_points_raw`` (its pattern, if any, already checked)."""
     return parse_raw_named_points(text)
 
 
@@ -788,6 +793,7 @@ def decode_points_json(data: bytes) -> list[Point | OldData]:
 
 
 def _decode_points_json_part(text: str) -> list[Point | OldData]:
+    """The points of a ``points_json`` (its pattern, if any, already checked)."""
     where = "points_json.points"
     value = _json_loads(text, where, _MESSAGES_POINTS_JSON["syntax"])
     if not isinstance(value, list):
@@ -823,6 +829,7 @@ def decode_named_points_json(data: bytes) -> dict[str, Point | OldData]:
 
 
 def _decode_named_points_json_part(text: str) -> dict[str, Point | OldData]:
+    """The points of a ``named_points_json`` (its pattern, if any, already checked)."""
     where = "named_points_json.points"
     value = _json_loads(text, where, _MESSAGES_NAMED_POINTS_JSON["syntax"])
     if not isinstance(value, dict):
@@ -858,6 +865,7 @@ def decode_status_reply(data: bytes) -> dict[str, Any]:
 
 
 def _decode_status_reply_part(text: str) -> dict[str, Any]:
+    """The status of a ``status_reply`` (its pattern, if any, already checked)."""
     where = "status_reply.status"
     value = _json_loads(text, where, _MESSAGES_STATUS_REPLY["syntax"])
     if not isinstance(value, dict):
@@ -876,13 +884,13 @@ def encode_point_raw(codename: str) -> bytes:
 def decode_point_raw(data: bytes) -> str:
     """Read a ``point_raw`` datagram."""
     text = _strip(_text(data, "point_raw"), "", "#raw", "point_raw")
+    if not _PATTERN_POINT_RAW.fullmatch(text):
+        raise _fail(f"{text[:60]!r} does not match '[^#]*'", "point_raw.codename", 0)
     return _decode_point_raw_part(text)
 
 
 def _decode_point_raw_part(text: str) -> str:
-    where = "point_raw.codename"
-    if not _PATTERN_POINT_RAW.fullmatch(text):
-        raise _fail(f"{text[:60]!r} does not match '[^#]*'", where, 0)
+    """The codename of a ``point_raw`` (its pattern, if any, already checked)."""
     return text
 
 
@@ -899,6 +907,7 @@ def decode_point_raw_reply(data: bytes) -> Point | OldData:
 
 
 def _decode_point_raw_reply_part(text: str) -> Point | OldData:
+    """The point of a ``point_raw_reply`` (its pattern, if any, already checked)."""
     return parse_raw_point(text)
 
 
@@ -913,13 +922,13 @@ def encode_point_json(codename: str) -> bytes:
 def decode_point_json(data: bytes) -> str:
     """Read a ``point_json`` datagram."""
     text = _strip(_text(data, "point_json"), "", "#json", "point_json")
+    if not _PATTERN_POINT_JSON.fullmatch(text):
+        raise _fail(f"{text[:60]!r} does not match '[^#]*'", "point_json.codename", 0)
     return _decode_point_json_part(text)
 
 
 def _decode_point_json_part(text: str) -> str:
-    where = "point_json.codename"
-    if not _PATTERN_POINT_JSON.fullmatch(text):
-        raise _fail(f"{text[:60]!r} does not match '[^#]*'", where, 0)
+    """The codename of a ``point_json`` (its pattern, if any, already checked)."""
     return text
 
 
@@ -942,6 +951,7 @@ def decode_point_json_reply(data: bytes) -> Point | OldData:
 
 
 def _decode_point_json_reply_part(text: str) -> Point | OldData:
+    """The point of a ``point_json_reply`` (its pattern, if any, already checked)."""
     where = "point_json_reply.point"
     value = _json_loads(text, where, _MESSAGES_POINT_JSON_REPLY["syntax"])
     return _json_point(value, where)
@@ -986,6 +996,7 @@ def decode_push_name_reply(data: bytes) -> str:
 
 
 def _decode_push_name_reply_part(text: str) -> str:
+    """The name of a ``push_name_reply`` (its pattern, if any, already checked)."""
     return text
 
 
@@ -1043,10 +1054,13 @@ def encode_push_json_wn(data: Mapping[str, Any]) -> bytes:
 def decode_push_json_wn(data: bytes) -> dict[str, Any]:
     """Read a ``push_json_wn`` datagram."""
     text = _strip(_text(data, "push_json_wn"), "json_wn#", "", "push_json_wn")
+    if not _PATTERN_PUSH_JSON_WN.fullmatch(text):
+        raise _fail(f"{text[:60]!r} does not match '[^#]*'", "push_json_wn.data", 0)
     return _decode_push_json_wn_part(text)
 
 
 def _decode_push_json_wn_part(text: str) -> dict[str, Any]:
+    """The data of a ``push_json_wn`` (its pattern, if any, already checked)."""
     where = "push_json_wn.data"
     value = _json_loads(text, where, _MESSAGES_PUSH_JSON_WN["syntax"])
     if not isinstance(value, dict):
@@ -1070,13 +1084,13 @@ def encode_push_raw_wn(data: Mapping[str, Any]) -> bytes:
 def decode_push_raw_wn(data: bytes) -> dict[str, RawValue]:
     """Read a ``push_raw_wn`` datagram."""
     text = _strip(_text(data, "push_raw_wn"), "raw_wn#", "", "push_raw_wn")
+    if not _PATTERN_PUSH_RAW_WN.fullmatch(text):
+        raise _fail(f"{text[:60]!r} does not match '[^#]*'", "push_raw_wn.data", 0)
     return _decode_push_raw_wn_part(text)
 
 
 def _decode_push_raw_wn_part(text: str) -> dict[str, RawValue]:
-    where = "push_raw_wn.data"
-    if not _PATTERN_PUSH_RAW_WN.fullmatch(text):
-        raise _fail(f"{text[:60]!r} does not match '[^#]*'", where, 0)
+    """The data of a ``push_raw_wn`` (its pattern, if any, already checked)."""
     return parse_raw_wn(text)
 
 
@@ -1093,6 +1107,7 @@ def decode_ack(data: bytes) -> str:
 
 
 def _decode_ack_part(text: str) -> str:
+    """The data of a ``ack`` (its pattern, if any, already checked)."""
     return text
 
 
@@ -1115,6 +1130,7 @@ def decode_ret_json(data: bytes) -> Any:
 
 
 def _decode_ret_json_part(text: str) -> Any:
+    """The value of a ``ret_json`` (its pattern, if any, already checked)."""
     where = "ret_json.value"
     value = _json_loads(text, where, _MESSAGES_RET_JSON["syntax"])
     return value
@@ -1169,6 +1185,7 @@ def decode_ret_raw(data: bytes) -> dict[str, RawValue] | list[list[RawScalar]] |
 
 
 def _decode_ret_raw_part(text: str) -> dict[str, RawValue] | list[list[RawScalar]] | None:
+    """The value of a ``ret_raw`` (its pattern, if any, already checked)."""
     return _parse_ret_raw(text)
 
 
@@ -1185,6 +1202,7 @@ def decode_ret_string(data: bytes) -> str:
 
 
 def _decode_ret_string_part(text: str) -> str:
+    """The value of a ``ret_string`` (its pattern, if any, already checked)."""
     return text
 
 
@@ -1218,6 +1236,7 @@ def decode_push_error(data: bytes) -> str:
 
 
 def _decode_push_error_part(text: str) -> str:
+    """The message of a ``push_error`` (its pattern, if any, already checked)."""
     return text
 
 
@@ -1234,6 +1253,7 @@ def decode_push_exception(data: bytes) -> str:
 
 
 def _decode_push_exception_part(text: str) -> str:
+    """The message of a ``push_exception`` (its pattern, if any, already checked)."""
     return text
 
 
@@ -1267,6 +1287,21 @@ def decode_live_update(data: bytes) -> Update:
     if missing:
         raise _fail(f"keys {missing} are missing", "live_update.update", 0)
     return Update(value["host"], value["data"])
+
+
+def _encode_reply_ack_or_ret_json_or_ret_raw_or_ret_string(reply: object) -> bytes:
+    """Write a handler's reply object (ack, ret_json, ret_raw, ret_string)."""
+    if isinstance(reply, Ack):
+        return encode_ack(reply.data)
+    if isinstance(reply, RetJson):
+        return encode_ret_json(reply.value)
+    if isinstance(reply, RetRaw):
+        return encode_ret_raw(reply.value)
+    if isinstance(reply, RetString):
+        return encode_ret_string(reply.value)
+    raise TypeError(
+        f"a handler returns Ack | RetJson | RetRaw | RetString, not {type(reply).__name__}"
+    )
 
 
 class PullHandler(Protocol):
@@ -1376,13 +1411,7 @@ class PullDispatcher:
         """The error reply of ``kind`` (unknown, malformed, refused, failed) for ``message``."""
         if self.on_error is not None:
             self.on_error(kind, message, exc)
-        if kind == "unknown":
-            return UNKNOWN_COMMAND_BYTES
-        if kind == "malformed":
-            return UNKNOWN_COMMAND_BYTES
-        if kind == "refused":
-            return UNKNOWN_COMMAND_BYTES
-        if kind == "failed":
+        if kind in ("unknown", "malformed", "refused", "failed"):
             return UNKNOWN_COMMAND_BYTES
         raise ValueError(f"unknown error kind {kind!r}")
 
@@ -1788,21 +1817,15 @@ class PushDispatcher:
         """The error reply of ``kind`` (unknown, malformed, refused, failed) for ``message``."""
         if self.on_error is not None:
             self.on_error(kind, message, exc)
-        if kind == "unknown":
+        if kind in ("unknown",):
             return PUSH_UNKNOWN_BYTES
-        if kind == "malformed":
+        if kind in ("malformed", "refused"):
             reply = encode_push_error(message)
             while len(reply) > self.max_reply_bytes:
                 message = message[: len(message) // 2]
                 reply = encode_push_error(message)
             return reply
-        if kind == "refused":
-            reply = encode_push_error(message)
-            while len(reply) > self.max_reply_bytes:
-                message = message[: len(message) // 2]
-                reply = encode_push_error(message)
-            return reply
-        if kind == "failed":
+        if kind in ("failed",):
             reply = encode_push_exception(message)
             while len(reply) > self.max_reply_bytes:
                 message = message[: len(message) // 2]
@@ -1836,32 +1859,12 @@ class PushDispatcher:
         return encode_status_reply(self._handler.on_status())
 
     def _push_json_wn(self, data: dict[str, Any]) -> bytes:
-        reply = self._handler.on_json_wn(data)
-        if isinstance(reply, Ack):
-            return encode_ack(reply.data)
-        if isinstance(reply, RetJson):
-            return encode_ret_json(reply.value)
-        if isinstance(reply, RetRaw):
-            return encode_ret_raw(reply.value)
-        if isinstance(reply, RetString):
-            return encode_ret_string(reply.value)
-        raise TypeError(
-            f"on_json_wn returns Ack | RetJson | RetRaw | RetString, not {type(reply).__name__}"
+        return _encode_reply_ack_or_ret_json_or_ret_raw_or_ret_string(
+            self._handler.on_json_wn(data)
         )
 
     def _push_raw_wn(self, data: dict[str, RawValue]) -> bytes:
-        reply = self._handler.on_raw_wn(data)
-        if isinstance(reply, Ack):
-            return encode_ack(reply.data)
-        if isinstance(reply, RetJson):
-            return encode_ret_json(reply.value)
-        if isinstance(reply, RetRaw):
-            return encode_ret_raw(reply.value)
-        if isinstance(reply, RetString):
-            return encode_ret_string(reply.value)
-        raise TypeError(
-            f"on_raw_wn returns Ack | RetJson | RetRaw | RetString, not {type(reply).__name__}"
-        )
+        return _encode_reply_ack_or_ret_json_or_ret_raw_or_ret_string(self._handler.on_raw_wn(data))
 
 
 def _check_push_errors(data: bytes) -> None:

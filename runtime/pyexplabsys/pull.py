@@ -97,12 +97,14 @@ class CommonDataPullSocket:
     """What the two pull sockets share: codenames, points, timeouts, the server thread."""
 
     socket_type = "common"
+    #: the port when none is given (9000 for date sockets, 9010 for data sockets)
+    default_port = 0
 
     def __init__(
         self,
         name: str,
         codenames: Iterable[str],
-        port: int,
+        port: int | None = None,
         default_x: Any = 0.0,
         default_y: Any = 0.0,
         timeouts: Any = None,
@@ -119,6 +121,8 @@ class CommonDataPullSocket:
         self._timeouts = _timeouts(timeouts, names)
         self.codenames = check_codenames(names)
         default = check_point("default", (default_x, default_y))
+        for codename in self.codenames:
+            self._check_x(codename, default)
         self._lock = threading.Lock()
         self._points: dict[str, Point] = dict.fromkeys(self.codenames, default)
         self._times: dict[str, float] = dict.fromkeys(self.codenames, 0.0)
@@ -130,6 +134,7 @@ class CommonDataPullSocket:
         self._fresh_until = math.inf
         self._cached_at = 0.0
         self._invalidate()
+        port = self.default_port if port is None else port
         self._server = UdpServer(host, port, self._serve, name=type(self).__name__)
 
     # ---- lifecycle ----------------------------------------------------------------------
@@ -293,39 +298,7 @@ class DateDataPullSocket(CommonDataPullSocket):
     """Pull socket whose points are (unix time, value); stale when x is older than the timeout."""
 
     socket_type = "date"
-
-    def __init__(
-        self,
-        name: str,
-        codenames: Iterable[str],
-        port: int = DATE_PULL_PORT,
-        default_x: Any = 0.0,
-        default_y: Any = 0.0,
-        timeouts: Any = None,
-        check_activity: bool = True,
-        activity_timeout: float = 900,
-        poke_on_set: bool = True,
-        *,
-        host: str = "",
-        clock: Clock = time.time,
-    ) -> None:
-        codenames = list(codenames)
-        timed = _timeouts(timeouts, codenames)
-        if any(t is not None for t in timed.values()) and not _is_number(default_x):
-            raise TypeError(f"default_x is the unix time of the default point, not {default_x!r}")
-        super().__init__(
-            name,
-            codenames,
-            port,
-            default_x,
-            default_y,
-            timeouts,
-            check_activity,
-            activity_timeout,
-            poke_on_set,
-            host=host,
-            clock=clock,
-        )
+    default_port = DATE_PULL_PORT
 
     def set_point_now(self, codename: str, value: Any) -> None:
         """Set the point ``(now, value)``."""
@@ -357,35 +330,7 @@ class DataPullSocket(CommonDataPullSocket):
     """Pull socket with free (x, y) points; stale when the time of the last set is too old."""
 
     socket_type = "data"
-
-    def __init__(
-        self,
-        name: str,
-        codenames: Iterable[str],
-        port: int = DATA_PULL_PORT,
-        default_x: Any = 0.0,
-        default_y: Any = 0.0,
-        timeouts: Any = None,
-        check_activity: bool = True,
-        activity_timeout: float = 900,
-        poke_on_set: bool = True,
-        *,
-        host: str = "",
-        clock: Clock = time.time,
-    ) -> None:
-        super().__init__(
-            name,
-            codenames,
-            port,
-            default_x,
-            default_y,
-            timeouts,
-            check_activity,
-            activity_timeout,
-            poke_on_set,
-            host=host,
-            clock=clock,
-        )
+    default_port = DATA_PULL_PORT
 
     def set_point_now(self, codename: str, value: Any) -> None:
         """Set the point ``(now, value)`` (its timestamp is now too)."""
