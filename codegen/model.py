@@ -9,6 +9,7 @@ from typing import Any
 
 from daqwire.codegen.loader import PathT, RawSpec, read_spec
 from daqwire.codegen.text_model import Constant, TextModel, build_constants, build_text
+from daqwire.codegen.msgpack_model import MpModel, build_msgpack
 
 __all__ = [
     "ArrayField",
@@ -67,6 +68,7 @@ class EnumDef:
     name: str
     doc: str
     values: dict[str, int]
+    flags: bool = False
 
 
 @dataclass
@@ -285,6 +287,7 @@ class Spec:
     raw: dict[str, Any]
     constants: list[Constant] = field(default_factory=list)
     text: TextModel | None = None
+    msgpack: MpModel | None = None
 
 
 class _Builder:
@@ -310,15 +313,18 @@ class _Builder:
             values = dict(e["values"])
             if len(set(values.values())) != len(values):
                 raise self.fail(("enums", name, "values"), "two names share one value")
-            enums[name] = EnumDef(name, e.get("doc", ""), values)
+            enums[name] = EnumDef(name, e.get("doc", ""), values, bool(e.get("flags")))
         self.params, self.enums = params, enums
         messages: list[BinaryMessage] = []
         text = None
+        mp = None
         if d["family"] == "binary":
             for mname, m in d["messages"].items():
                 messages.append(self.binary_message(mname, m))
         elif d["family"] == "text_commands":
             text = build_text(d, self.fail)
+        elif d["family"] == "msgpack_frames":
+            mp = build_msgpack(d, self.fail)
         return Spec(
             self.raw.path,
             self.raw.display_name,
@@ -334,6 +340,7 @@ class _Builder:
             d,
             build_constants(d),
             text,
+            mp,
         )
 
     def byte_order(self, f: dict[str, Any], size: int, path: PathT) -> str:

@@ -612,10 +612,13 @@ def render_spec(spec: Spec, spec_name: str | None = None) -> list[GeneratedFile]
     """The modules generated from one spec: codecs, construct oracle, hypothesis strategies."""
     if spec.family == "text_commands":
         return _render_text(spec, spec_name or f"specs/{spec.path.name}")
+    if spec.family == "msgpack_frames":
+        return _render_msgpack(spec, spec_name or f"specs/{spec.path.name}")
     if spec.family != "binary":
         raise SpecError(
             f"family {spec.family!r} is part of the spec language, but this generator "
-            f"({GENERATOR_VERSION}) emits code for the binary and text_commands families only",
+            f"({GENERATOR_VERSION}) emits code for the binary, text_commands and "
+            "msgpack_frames families only",
             file=spec.display_name,
         )
     name = spec_name or f"specs/{spec.path.name}"
@@ -704,6 +707,63 @@ def _render_text(spec: Spec, name: str) -> list[GeneratedFile]:
     for target, template in (
         (f"{spec.protocol}.py", "text.py.j2"),
         (f"{spec.protocol}_strategies.py", "text_strategies.py.j2"),
+    ):
+        text = env.get_template(template).render(**context)
+        text = _drop_unused_imports(text, target)
+        out.append(GeneratedFile(target, format_source(text, target)))
+    return out
+
+
+def _msgpack_exports(spec: Spec) -> list[str]:
+    assert spec.msgpack is not None
+    m = spec.msgpack
+    names = ["GENERATOR_VERSION", "PROTOCOL", "SPEC_SHA256", "Block"]
+    names += [c.name for c in spec.constants]
+    names += list(spec.enums)
+    names += list(m.records)
+    if any(fr.optional for x in m.messages for fr in x.frames):
+        names += ["ABSENT", "Absent"]
+    for x in m.messages:
+        names += [x.class_name, f"encode_{x.name}", f"decode_{x.name}"]
+    if m.select:
+        names += ["Message", "decode_frames"]
+    return _sort_all(set(names))
+
+
+def _msgpack_strategy_exports(spec: Spec) -> list[str]:
+    assert spec.msgpack is not None
+    m = spec.msgpack
+    names = ["msgpack_values"]
+    names += [f"{_snake(r)}_values" for r in m.records]
+    names += [f"{x.name}_values" for x in m.messages]
+    if m.select:
+        names.append("message_values")
+    return _sort_all(set(names))
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def _render_msgpack(spec: Spec, name: str) -> list[GeneratedFile]:
+    from daqwire.codegen.msgpack_render import msgpack_context
+
+    env = _environment()
+    env.filters["snake"] = _snake
+    context: dict[str, Any] = dict(
+        spec=spec,
+        spec_name=name,
+        stamp=_stamp(spec, name),
+        generator_version=GENERATOR_VERSION,
+        generated_api=GENERATED_API,
+        exports=_msgpack_exports(spec),
+        strategy_exports=_msgpack_strategy_exports(spec),
+        **msgpack_context(spec),
+    )
+    out = []
+    for target, template in (
+        (f"{spec.protocol}.py", "msgpack.py.j2"),
+        (f"{spec.protocol}_strategies.py", "msgpack_strategies.py.j2"),
     ):
         text = env.get_template(template).render(**context)
         text = _drop_unused_imports(text, target)

@@ -146,7 +146,7 @@ def test_designed_families_validate_but_are_not_generated_yet(tmp_path: Path) ->
     )
     spec = load_spec(path)
     assert spec.family == "json_lines"
-    with pytest.raises(SpecError, match="binary and text_commands families only"):
+    with pytest.raises(SpecError, match="binary, text_commands and msgpack_frames families only"):
         render_spec(spec)
     path.write_text(path.read_text().replace("family: json_lines", "family: binary"))
     with pytest.raises(SpecError, match=r"not allowed|unknown key"):
