@@ -25,6 +25,8 @@ commands:
   aartfaac   AARTFAAC image streams: emulate, read (and merge), snapshot to PNG
   pyexplabsys
              PyExpLabSys UDP data sockets: serve-pull, serve-push, query, push
+  cdtp       Constellation data transmission (CDTP1/CDTP2): send a test run, receive
+             runs and write them to HDF5 or .npy files
 
 Run `daqwire COMMAND --help` for the options of a command.
 """
@@ -113,6 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_pyexplabsys_arguments(pyexplabsys)
+
+    from daqwire.constellation.cli import add_parser as add_cdtp_parser
+
+    add_cdtp_parser(sub)
     return parser
 
 

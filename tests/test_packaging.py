@@ -66,6 +66,7 @@ def test_wheel_installs_and_imports_in_a_fresh_venv(wheel: Path, tmp_path: Path)
         "print(daqwire.__file__); print(a.WINDOW_MAGIC == 0x47494A53484F4D4F);"
         "print(len(c.render_all(c.render.default_specs_dir())))"
         ";import daqwire.pyexplabsys as p; print(p.OLD_DATA)"
+        ";import daqwire.constellation as k; print(k.DataReceiver.__name__)"
     )
     run = subprocess.run(
         [str(python), "-c", script],
@@ -75,11 +76,12 @@ def test_wheel_installs_and_imports_in_a_fresh_venv(wheel: Path, tmp_path: Path)
         cwd=tmp_path,
     )
     assert run.returncode == 0, run.stderr
-    where, magic_ok, n_files, old_data = run.stdout.split()
+    where, magic_ok, n_files, old_data, receiver = run.stdout.split()
     assert where.startswith(str(env_dir)), where
-    assert magic_ok == "True" and old_data == "OLD_DATA"
-    # aartfaac: codec, construct oracle, strategies; pyexplabsys: codec, strategies
-    assert n_files == "5"
+    assert magic_ok == "True" and old_data == "OLD_DATA" and receiver == "DataReceiver"
+    # aartfaac, chirp: codec, construct oracle, strategies; pyexplabsys, cdtp1, cdtp2,
+    # cscp1: codec, strategies
+    assert n_files == "14"
     check = subprocess.run(
         [str(python), "-m", "daqwire.codegen", "--check"],
         capture_output=True,
