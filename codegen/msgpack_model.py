@@ -221,7 +221,9 @@ class _Builder:
         for k in errors:
             if k != "type":
                 raise self.fail(path + ("errors", k), "an item only has a type error")
-        te = _check_text(errors.get("type", ""), "object_type", path + ("errors", "type"), self.fail)
+        te = _check_text(
+            errors.get("type", ""), "object_type", path + ("errors", "type"), self.fail
+        )
         return MpItem(kind, record, d.get("max_bytes"), te)
 
     def obj(self, d: dict[str, Any], path: PathT, dotted: str) -> MpObject:
@@ -234,7 +236,9 @@ class _Builder:
             o.const, o.has_const = d["const"], True
             want = {"int": int, "str": str}.get(kind)
             if want is None or type(o.const) is not want:
-                raise self.fail(path + ("const",), f"a const needs type int or str, matching {kind}")
+                raise self.fail(
+                    path + ("const",), f"a const needs type int or str, matching {kind}"
+                )
         if "enum" in d:
             if kind != "int":
                 raise self.fail(path + ("enum",), "only int objects take an enum")
@@ -298,8 +302,12 @@ class _Builder:
             fields = self.objects(r["fields"], path + ("fields",), rname)
             for i, f in enumerate(fields):
                 if f.optional:
-                    raise self.fail(path + ("fields", i, "optional"), "record fields are positional")
-            size_error = _check_text(r.get("size_error", ""), "size", path + ("size_error",), self.fail)
+                    raise self.fail(
+                        path + ("fields", i, "optional"), "record fields are positional"
+                    )
+            size_error = _check_text(
+                r.get("size_error", ""), "size", path + ("size_error",), self.fail
+            )
             self.records[rname] = MpRecord(rname, r.get("doc", ""), size_error, fields)
         # records may refer to records declared earlier only; check item references now
         messages = []
@@ -351,7 +359,9 @@ class _Builder:
         if select is not None:
             select_enum = self.check_select(select, messages)
         elif len(messages) > 1:
-            raise self.fail(("messages",), "several messages need select: the object telling them apart")
+            raise self.fail(
+                ("messages",), "several messages need select: the object telling them apart"
+            )
         return MpModel(
             errors, self.records, messages, select, select_enum, d.get("timestamps", "datetime")
         )
@@ -368,7 +378,9 @@ class _Builder:
                 raise self.fail(path, f"select names {select!r}, which the first frame lacks")
             sel = objs[idx]
             if sel.type != "int" or not sel.has_const or sel.enum is None:
-                raise self.fail(path + (idx,), "the select object is an int with an enum and a const")
+                raise self.fail(
+                    path + (idx,), "the select object is an int with an enum and a const"
+                )
             if sel.const in seen:
                 raise self.fail(path + (idx, "const"), f"{seen[sel.const]} has this value too")
             seen[sel.const] = m.name

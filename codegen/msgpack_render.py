@@ -279,7 +279,10 @@ class _Emit:
         elif it.type == "bytes":
             lines += [f"for item in {value}:", f"    parts += _p_bin(item, {f}_ITEM)"]
         else:
-            lines += [f"for item in {value}:", f"    parts.append({WRITER[it.type]}(item, {f}_ITEM))"]
+            lines += [
+                f"for item in {value}:",
+                f"    parts.append({WRITER[it.type]}(item, {f}_ITEM))",
+            ]
         return lines
 
     # --- messages ------------------------------------------------------------------------------
