@@ -264,8 +264,14 @@ class _Emit:
         del f
         return lines
 
-    def write_value(self, o: MpObject, value: str) -> list[str]:
+    def write_value(self, o: MpObject, value: str, prepacked: bool = False) -> list[str]:
         f = o.ident
+        if prepacked:
+            return [
+                f"parts.append(_p_array_header({value}, {f}, {o.count!r}, {o.max_items!r}))",
+                f"for item in {value}:",
+                "    parts += item",
+            ]
         if o.type == "bytes":
             return [f"parts += _p_bin({value}, {f})"]
         if o.enum:
@@ -349,19 +355,35 @@ class _Emit:
         args = ", ".join(f"{n}=v_{n}" for n, _t, _d in self.dataclass_fields(msg))
         return f"{msg.class_name}({args})"
 
-    def frame_write(self, msg: MpMessage, fr: MpFrame) -> list[str]:
+    def prepacked(self, msg: MpMessage) -> MpObject | None:
+        """The one array-of-records object of a one-frame message, if it has exactly one."""
+        if len(msg.frames) != 1:
+            return None
+        found = [
+            o
+            for o in msg.frames[0].objects
+            if o.type == "array" and o.items is not None and o.items.record and o.count is None
+        ]
+        return found[0] if len(found) == 1 and not found[0].nullable else None
+
+    def frame_write(
+        self, msg: MpMessage, fr: MpFrame, prefix: str = "msg.", prepacked: str = ""
+    ) -> list[str]:
         f = f"_F_{msg.name.upper()}_{fr.name.upper()}"
         if fr.raw:
             if fr.repeat:
-                return [f"frames += _p_raw_frames(msg.{fr.name}, {f})"]
-            return [f"frames.append(_p_raw(msg.{fr.name}, {f}))"]
+                return [f"frames += _p_raw_frames({prefix}{fr.name}, {f})"]
+            return [f"frames.append(_p_raw({prefix}{fr.name}, {f}))"]
         lines = ["parts = []"]
         for o in fr.objects:
-            lines += self.write(o, f"msg.{o.name}")
+            if o.name == prepacked:
+                lines += self.write_value(o, f"{prefix}{o.name}", prepacked=True)
+            else:
+                lines += self.write(o, f"{prefix}{o.name}")
         lines.append('frames.append(b"".join(parts))')
         if fr.optional:
             first = next(o for o in fr.objects if o.in_dataclass)
-            return [f"if msg.{first.name} is not ABSENT:", *["    " + ln for ln in lines]]
+            return [f"if {prefix}{first.name} is not ABSENT:", *["    " + ln for ln in lines]]
         return lines
 
 

@@ -721,10 +721,16 @@ def _msgpack_exports(spec: Spec) -> list[str]:
     names += [c.name for c in spec.constants]
     names += list(spec.enums)
     names += list(m.records)
+    names += [f"encode_{_snake(r)}" for r in m.records]
     if any(fr.optional for x in m.messages for fr in x.frames):
         names += ["ABSENT", "Absent"]
+    from daqwire.codegen.msgpack_render import _Emit
+
+    emit = _Emit(spec, m)
     for x in m.messages:
         names += [x.class_name, f"encode_{x.name}", f"decode_{x.name}"]
+        if emit.prepacked(x) is not None:
+            names.append(f"encode_{x.name}_prepacked")
     if m.select:
         names += ["Message", "decode_frames"]
     return _sort_all(set(names))

@@ -59,6 +59,8 @@ __all__ = [
     "decode_frames",
     "encode_bor_message",
     "encode_data_message",
+    "encode_data_message_prepacked",
+    "encode_data_record",
     "encode_eor_message",
 ]
 
@@ -728,10 +730,19 @@ def _p_int(value: Any, f: _Field) -> bytes:
         raise _refuse(f, f"expected an int, got {type(value).__name__}")
     if 0 <= value < 128:
         return _SMALL_INTS[value]
-    if not -(1 << 63) <= value < (1 << 64):
-        raise _refuse(f, f"{value} does not fit in a msgpack int (64 bits)")
-    packed: bytes = msgpack.packb(int(value))
-    return packed
+    if value > 0:
+        if value < 0x100:
+            return b"\xcc" + _U8.pack(value)
+        if value < 0x10000:
+            return b"\xcd" + _U16.pack(value)
+        if value < 0x100000000:
+            return b"\xce" + _U32.pack(value)
+        if value < (1 << 64):
+            return b"\xcf" + _INTS[0xCF].pack(value)
+    elif value >= -(1 << 63):
+        packed: bytes = msgpack.packb(int(value))
+        return packed
+    raise _refuse(f, f"{value} does not fit in a msgpack int (64 bits)")
 
 
 def _p_enum(value: Any, cls: Any, f: _Field) -> bytes:
@@ -890,6 +901,13 @@ def _p_rec_DataRecord(value: DataRecord, parts: list[Block]) -> None:
         parts += _p_bin(item, _F_DATARECORD_BLOCKS_ITEM)
 
 
+def encode_data_record(value: DataRecord) -> list[Block]:
+    """The msgpack parts of one DataRecord, checked, for ``encode_*_prepacked``."""
+    parts: list[Block] = []
+    _p_rec_DataRecord(value, parts)
+    return parts
+
+
 # --- messages ------------------------------------------------------------------------------------
 
 
@@ -906,6 +924,25 @@ def encode_data_message(msg: DataMessage) -> list[Block]:
     parts.append(_p_array_header(msg.records, _F_DATA_MESSAGE_RECORDS, None, None))
     for item in msg.records:
         _p_rec_DataRecord(item, parts)
+    frames.append(b"".join(parts))
+    return frames
+
+
+def encode_data_message_prepacked(
+    sender: str,
+    records: Sequence[Sequence[Block]],
+) -> list[Block]:
+    """Like ``encode_data_message``, with ``records`` already encoded one by one
+    (``encode_data_record``): a batch is joined without encoding it again."""
+    frames: list[Block] = []
+    parts: list[Block]
+    parts = []
+    parts.append(b"\xa5CDTP\x02")
+    parts.append(_p_str(sender, _F_DATA_MESSAGE_SENDER))
+    parts.append(b"\x00")
+    parts.append(_p_array_header(records, _F_DATA_MESSAGE_RECORDS, None, None))
+    for item in records:
+        parts += item
     frames.append(b"".join(parts))
     return frames
 

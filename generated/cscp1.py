@@ -584,10 +584,19 @@ def _p_int(value: Any, f: _Field) -> bytes:
         raise _refuse(f, f"expected an int, got {type(value).__name__}")
     if 0 <= value < 128:
         return _SMALL_INTS[value]
-    if not -(1 << 63) <= value < (1 << 64):
-        raise _refuse(f, f"{value} does not fit in a msgpack int (64 bits)")
-    packed: bytes = msgpack.packb(int(value))
-    return packed
+    if value > 0:
+        if value < 0x100:
+            return b"\xcc" + _U8.pack(value)
+        if value < 0x10000:
+            return b"\xcd" + _U16.pack(value)
+        if value < 0x100000000:
+            return b"\xce" + _U32.pack(value)
+        if value < (1 << 64):
+            return b"\xcf" + _INTS[0xCF].pack(value)
+    elif value >= -(1 << 63):
+        packed: bytes = msgpack.packb(int(value))
+        return packed
+    raise _refuse(f, f"{value} does not fit in a msgpack int (64 bits)")
 
 
 def _p_enum(value: Any, cls: Any, f: _Field) -> bytes:

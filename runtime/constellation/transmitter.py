@@ -31,7 +31,7 @@ import socket as socket_module
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import EllipsisType
 from typing import Any, Literal
@@ -78,11 +78,12 @@ class _Kind(enum.Enum):
 @dataclass(slots=True, eq=False)
 class _Item:
     kind: _Kind
-    frames: list[Block] | None = None  # encoded message (CDTP1 all, CDTP2 control/unbatched)
-    record: cdtp2.DataRecord | None = None  # CDTP2 record waiting to be batched
+    frames: list[Block] | None = None  # encoded message (CDTP1 all, CDTP2 control)
+    record: list[Block] | None = None  # CDTP2 record, encoded alone, waiting to be batched
     nbytes: int = 0  # payload block bytes
     records: int = 0  # data records it carries
-    done: threading.Event = field(default_factory=threading.Event)
+    #: set once a control message (BOR/EOR) was sent or given up; data items have none
+    done: threading.Event | None = None
     sent: bool = False
     cancelled: bool = False
 
@@ -137,6 +138,7 @@ class CdtpTransmitter:
     ) -> None:
         if protocol not in (1, 2):
             raise ValueError(f"protocol must be 1 (CDTP1) or 2 (CDTP2), not {protocol!r}")
+        self._own_context: zmq.Context[Any] | None = None
         if max_queue < 1:
             raise ValueError(f"max_queue must be >= 1, not {max_queue}")
         if payload_threshold_bytes < 0 or flush_interval_s < 0:
@@ -158,7 +160,12 @@ class CdtpTransmitter:
             self.port = int(endpoint.rsplit(":", 1)[1]) if endpoint else 0
             self.endpoint = endpoint
         else:
-            ctx = context if context is not None else zmq.Context.instance()
+            # a context of its own unless given one: close() terminates it, which is the only
+            # way to know libzmq delivered (or dropped) every frame before the process exits
+            if context is None:
+                self._own_context = ctx = zmq.Context()
+            else:
+                ctx = context
             self._socket = ctx.socket(zmq.PUSH)
             try:
                 if sndhwm is not None:
@@ -170,10 +177,15 @@ class CdtpTransmitter:
                     self.port = port
             except Exception:
                 self._socket.close(linger=0)
+                if self._own_context is not None:
+                    self._own_context.term()
                 raise
             local = "127.0.0.1" if host in ("*", "0.0.0.0") else host
             self.endpoint = f"tcp://{local}:{self.port}"
 
+        #: frames this large go to libzmq without a copy; only with our own context, whose
+        #: term() in close() waits until libzmq let go of them
+        self._zero_copy_bytes = 65536 if self._own_context is not None else None
         # counters (read without a lock; each is written by one thread)
         self.messages_sent = 0
         self.records_sent = 0
@@ -270,7 +282,7 @@ class CdtpTransmitter:
         with self._send_lock:
             self.error = None
             self._send_control(
-                _Item(_Kind.BOR, frames=frames),
+                _Item(_Kind.BOR, frames=frames, done=threading.Event()),
                 self.bor_timeout_s,
                 f"no DataReceiver took the BOR within {_fmt_timeout(self.bor_timeout_s)}"
                 f" (is a receiver connected to {self.endpoint}?)",
@@ -381,7 +393,7 @@ class CdtpTransmitter:
                 )
             queued = self.queue_depth
             self._send_control(
-                _Item(_Kind.EOR, frames=frames),
+                _Item(_Kind.EOR, frames=frames, done=threading.Event()),
                 None if deadline is None else max(0.0, deadline - time.monotonic()),
                 f"EOR not sent within {_fmt_timeout(self.eor_timeout_s)}: {queued} queued"
                 f" message(s) ahead of it were not all taken (is a receiver connected to"
@@ -422,7 +434,8 @@ class CdtpTransmitter:
             count = sum(i.records for i in dropped)
             for item in dropped:
                 item.cancelled = True
-                item.done.set()
+                if item.done is not None:
+                    item.done.set()
             if any(i.kind is _Kind.DATA for i in self._inflight):
                 self._cancel_inflight = True
                 count += sum(i.records for i in self._inflight)
@@ -464,7 +477,8 @@ class CdtpTransmitter:
             with self._cond:
                 for item in self._items:
                     item.cancelled = True
-                    item.done.set()
+                    if item.done is not None:
+                        item.done.set()
                 self._items.clear()
         with self._cond:
             self._cancel_inflight = True
@@ -473,6 +487,8 @@ class CdtpTransmitter:
         # linger: let libzmq deliver what it already took, unless we gave up on the receiver
         linger_ms = 0 if self._gave_up else int(1000 * (10.0 if wait_s is None else wait_s))
         self._socket.close(linger=linger_ms)
+        if self._own_context is not None:
+            self._own_context.term()  # returns once libzmq delivered or dropped every frame
         if self._bound_host is not None:
             self._wait_port_free(self._bound_host, linger_ms / 1000.0 + 1.0)
         logger.info("%s: CDTP%d transmitter closed", self.name, self.protocol)
@@ -540,11 +556,10 @@ class CdtpTransmitter:
         if self.protocol == 1:
             frames = list(cdtp1.encode_dat_message(cdtp1.DatMessage(self.name, seq, tags, blocks)))
             return _Item(_Kind.DATA, frames=frames, nbytes=nbytes, records=1)
-        record = cdtp2.DataRecord(seq, tags, blocks)
-        # encoded now so that a bad record is refused at the call; a batch of several
-        # records is encoded again by the push thread, a lone record goes as encoded here
-        frames = list(cdtp2.encode_data_message(cdtp2.DataMessage(self.name, (record,))))
-        return _Item(_Kind.DATA, frames=frames, record=record, nbytes=nbytes, records=1)
+        # encoded now, so that a bad record is refused at the call; the push thread joins
+        # the encoded records of a batch into one message without encoding them again
+        parts = cdtp2.encode_data_record(cdtp2.DataRecord(seq, tags, blocks))
+        return _Item(_Kind.DATA, record=parts, nbytes=nbytes, records=1)
 
     def _put_data(
         self, item: _Item, deadline: float | None, wait_s: float | None, epoch: int
@@ -574,10 +589,12 @@ class CdtpTransmitter:
             self._cond.notify_all()
 
     def _send_control(self, item: _Item, timeout_s: float | None, message: str) -> None:
+        done = item.done
+        assert done is not None, "BOR and EOR items carry an event"
         with self._cond:
             self._items.append(item)
             self._cond.notify_all()
-        if item.done.wait(timeout_s):
+        if done.wait(timeout_s):
             if item.sent:
                 return
             raise TransmitterError(f"{self.name}: {item.kind.value} was dropped (closed)")
@@ -585,11 +602,11 @@ class CdtpTransmitter:
             if item in self._items:
                 self._items.remove(item)
                 item.cancelled = True
-                item.done.set()
+                done.set()
             else:
                 item.cancelled = True  # the push thread holds it: it gives up at its next poll
                 self._cond.notify_all()
-        item.done.wait()
+        done.wait()
         if not item.sent:
             raise SendTimeout(message, timeout_s=timeout_s, queued=self.queue_depth)
 
@@ -617,7 +634,8 @@ class CdtpTransmitter:
             finally:
                 with self._cond:
                     for item in batch:
-                        item.done.set()
+                        if item.done is not None:
+                            item.done.set()
                     self._inflight = []
                     self._cancel_inflight = False
                     self._cond.notify_all()
@@ -643,11 +661,11 @@ class CdtpTransmitter:
             self._cond.wait(remaining)
 
     def _send_batch(self, batch: list[_Item]) -> None:
-        if len(batch) == 1 and batch[0].frames is not None:
+        if batch[0].frames is not None:
             frames = batch[0].frames
         else:
-            records = tuple(i.record for i in batch if i.record is not None)
-            frames = list(cdtp2.encode_data_message(cdtp2.DataMessage(self.name, records)))
+            records = [i.record for i in batch if i.record is not None]
+            frames = cdtp2.encode_data_message_prepacked(self.name, records)
         if not self._push(frames, batch[0]):
             return
         with self._cond:
@@ -661,9 +679,12 @@ class CdtpTransmitter:
         """Send one multipart message, waiting for a receiver; False if cancelled."""
         while True:
             try:
-                # copy=True: libzmq copies each frame once. pyzmq zero-copy sends (copy=False)
-                # crash the interpreter at exit while libzmq still holds the buffer.
-                self._socket.send_multipart(frames, flags=zmq.NOBLOCK)
+                # small frames are copied by libzmq (cheaper than zero-copy bookkeeping);
+                # large ones are handed over without a copy when close() can wait for them
+                big = self._zero_copy_bytes is not None and any(
+                    len(f) >= self._zero_copy_bytes for f in frames
+                )
+                self._socket.send_multipart(frames, flags=zmq.NOBLOCK, copy=not big)
                 return True
             except zmq.Again:
                 pass
