@@ -137,10 +137,10 @@ def _recv_daqwire(port: int, count: int) -> tuple[int, int, float]:
     t0 = 0.0
     with DataReceiver(f"tcp://127.0.0.1:{port}", protocol=2) as rx:
         while True:
-            ev = rx.recv(timeout_s=20)
+            ev = rx.recv(timeout_s=60)
             if ev is None:
                 raise RuntimeError(
-                    f"daqwire receiver: no EOR within 20 s ({records} records, {rx.stats})"
+                    f"daqwire receiver: no EOR within 60 s ({records} records, {rx.stats})"
                 )
             if isinstance(ev, DataReceived):
                 records += 1
@@ -184,7 +184,7 @@ def _recv_constellationdaq(port: int, count: int) -> tuple[int, int, float]:
     rx._add_socket(uuid.uuid4(), "127.0.0.1", port)
     try:
         if not done.wait(120):
-            raise RuntimeError("constellationdaq receiver: no EOR within 20 s")
+            raise RuntimeError("constellationdaq receiver: no EOR within 60 s")
         rx.check_exception()
     finally:
         rx.stop_receiving()

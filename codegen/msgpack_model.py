@@ -41,7 +41,7 @@ PLACEHOLDERS = {
     "trailing": {"count", "frame"},
     "unpack": set(),
     "utf8": set(),
-    "map_key": set(),
+    "map_key": {"error"},
     "too_big": {"limit", "actual"},
     "const": {"value", "frame_repr"},
     "known": {"value", "frame_repr"},
@@ -60,7 +60,7 @@ DEFAULT_ERRORS = {
     "type": "expected {expected}, got {actual}",
     "trailing": "{count} bytes after the last object of the {frame} frame",
     "utf8": "text is not valid UTF-8",
-    "map_key": "map keys must be strings",
+    "map_key": "map keys must be strings: {error}",
     "too_big": "{actual} bytes, more than the limit of {limit}",
 }
 

@@ -192,6 +192,8 @@ class _Emit:
             fn = "_str_const" if o.type == "str" else "_int_const"
             return [f"pos = {fn}(buf, pos, end, {f}, {_packed(o.const)}, {_lit(o.const)})"]
         lines = self.read_value(o, var)
+        if o.selector:
+            lines.insert(0, f"at_{o.name} = pos")
         if o.enum and not o.selector:
             lines.append(f"{var} = _enum({o.enum}, {var}, {f}, buf, at_{o.name})")
             lines.insert(0, f"at_{o.name} = pos")

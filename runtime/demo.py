@@ -93,6 +93,7 @@ def run_demo(
     seed: int = 2026,
     live_s: float = 4.0,
     pyexplabsys: bool = True,
+    constellation: bool = True,
     out: TextIO | None = None,
 ) -> int:
     """Run the demo, printing to ``out`` (stdout); return the exit code."""
@@ -151,10 +152,17 @@ def run_demo(
     print("\nround trip exact: the decoded window equals the encoded one", file=out)
     if live_s > 0 and _live_merge(out, streams=3, duration_s=live_s, size=size) != 0:
         return 1
+    section = 4 if live_s > 0 else 3
     if pyexplabsys:
         from daqwire.pyexplabsys.demo import run_pyexplabsys_demo
 
-        return run_pyexplabsys_demo(out, section=4 if live_s > 0 else 3)
+        if run_pyexplabsys_demo(out, section=section) != 0:
+            return 1
+        section += 1
+    if constellation:
+        from daqwire.constellation.demo import run_constellation_demo
+
+        return run_constellation_demo(out, section=section)
     return 0
 
 

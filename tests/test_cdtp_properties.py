@@ -345,12 +345,6 @@ def test_a_wrong_last_block_is_refused_before_any_frame(blocks: list[bytes], kin
     assert info.value.field_path == "dat_message.payload"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="generator bug: only top-level map keys are checked; nested non-str keys are "
-    "packed and the decoders (ours and the reference's, strict_map_key) refuse the frame",
-)
 def test_nested_non_str_map_keys_are_refused() -> None:
     cases: list[tuple[Callable[[Any], Any], Any]] = [
         (cdtp1.encode_dat_message, cdtp1.DatMessage("S.n", 1, {"a": {1: 2}}, ())),

@@ -545,12 +545,7 @@ CDTP2_DEVIATIONS: dict[str, Deviation] = {
 }
 
 #: cases where daqwire differs from the reference without meaning to (generator bugs, reported)
-KNOWN_BUGS: dict[tuple[str, str], str] = {
-    ("cdtp2", "tags with int key"): (
-        "generated _unpack prefixes msgpack's strict_map_key ValueError text with 'Error "
-        "decoding message: '; the reference raises the bare ValueError text"
-    ),
-}
+KNOWN_BUGS: dict[tuple[str, str], str] = {}
 
 #: where the reference's own decoder produced the text (not pyzmq/msgpack/IndexError)
 REFERENCE_TEXT_TYPES = {
@@ -672,10 +667,7 @@ ERROR_LOCATIONS: dict[tuple[str, str], tuple[str, int]] = {
     ("cdtp2", "BOR with one record"): ("bor_message.records", 11),
     ("cdtp2", "tags with int key"): ("DataRecord.tags", 14),
 }
-OFFSET_BUGS = {
-    ("cdtp1", "message type 3 (undefined)"),
-    ("cdtp2", "type 3"),
-}
+OFFSET_BUGS: set[tuple[str, str]] = set()
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ from daqwire.demo import SOURCES, run_demo, synthetic_sky
 
 def test_demo_runs_and_reports(capsys: object) -> None:
     out = io.StringIO()
-    assert run_demo(size=(96, 64), live_s=0, pyexplabsys=False, out=out) == 0
+    assert run_demo(size=(96, 64), live_s=0, pyexplabsys=False, constellation=False, out=out) == 0
     text = out.getvalue()
     assert "generated code matches the specs" in text
     assert "magic         0x47494a53484f4d4f" in text
@@ -29,7 +29,7 @@ def test_demo_runs_and_reports(capsys: object) -> None:
 
 def test_demo_live_merge() -> None:
     out = io.StringIO()
-    assert run_demo(size=(64, 48), live_s=2.0, out=out) == 0
+    assert run_demo(size=(64, 48), live_s=2.0, constellation=False, out=out) == 0
     text = out.getvalue()
     assert "== 3. live: emulator with 3 streams of 64x48" in text
     assert "3/3 complete" in text
@@ -52,6 +52,11 @@ def test_demo_pyexplabsys_part() -> None:
     assert "Ack(data=\"{'setpoint': 21.5, 'mode': 'auto'}\")" in text
     assert "served 10 requests, 10 replies" in text
     assert "pyexplabsys ok" in text
+    assert "== 4. Constellation: a RandomDataSender streaming CDTP2 to our receiver" in text
+    assert "BOR from RandomDataSender.sat1" in text
+    assert "1024 samples of float64" in text
+    assert "missed 0, condition GOOD, run id demo_run_1" in text
+    assert "constellation ok" in text
 
 
 def test_synthetic_sky_orientation() -> None:
