@@ -203,6 +203,9 @@ class CdtpTransmitter:
         self._stopping = False
         self._closed = False
         self._gave_up = False
+        self._push_idle = False  # the push thread waits for a first item
+        self._batch_need = 0  # bytes its open batch still lacks while it waits for more
+        self._pending_bytes = 0  # bytes queued since the push thread was last woken
         self._send_lock = threading.Lock()  # orders sequence numbers with queue positions
         self._epoch = 0  # bumped by discard()
         self._seq = 0
@@ -586,7 +589,12 @@ class CdtpTransmitter:
                     raise TransmitterError(f"{self.name}: transmitter closed while waiting")
             self._items.append(item)
             self._queued_data += 1
-            self._cond.notify_all()
+            # wake the push thread only when it can act: idle, or its batch is now full;
+            # a wake-up per record would make the two threads take turns at the GIL
+            self._pending_bytes += item.nbytes
+            if self._push_idle or self._pending_bytes >= self._batch_need:
+                self._pending_bytes = 0
+                self._cond.notify_all()
 
     def _send_control(self, item: _Item, timeout_s: float | None, message: str) -> None:
         done = item.done
@@ -615,7 +623,9 @@ class CdtpTransmitter:
     def _run(self) -> None:
         while True:
             with self._cond:
+                self._push_idle = True
                 self._cond.wait_for(lambda: bool(self._items) or self._stopping)
+                self._push_idle = False
                 if not self._items:
                     return
                 batch = [self._items.popleft()]
@@ -658,7 +668,10 @@ class CdtpTransmitter:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or self._stopping:
                 return
+            self._batch_need = self.payload_threshold_bytes - nbytes
+            self._pending_bytes = 0
             self._cond.wait(remaining)
+            self._batch_need = 0
 
     def _send_batch(self, batch: list[_Item]) -> None:
         if batch[0].frames is not None:
