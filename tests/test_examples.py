@@ -29,6 +29,7 @@ GUIDES = {
         "aartfaac_merger_rules",
         "aartfaac_tkp_dropin",
     ),
+    "constellation.md": ("constellation_run", "constellation_datasender"),
     "pyexplabsys.md": (
         "pyexplabsys_pull",
         "pyexplabsys_push",
@@ -283,4 +284,25 @@ def test_pyexplabsys_dropin(runs: dict[str, Run]) -> None:
         "get_all_fields(): ValueError('Old data, for field \"temperature\"')",
         "get_field('pressure'): Unknown fieldnames",
         "exception_on_old_data=False: OLD_DATA",
+    ]
+
+
+def test_constellation_run(runs: dict[str, Run]) -> None:
+    run = _ok(runs, "constellation_run")
+    assert run.lines[0] == "BOR from Example.sender: configuration {'gain': 4, 'channels': 8}"
+    assert "record 3: event 2, [ 0.  2.  4.  6.  8. 10. 12. 14.]" in run.lines
+    assert "record 6: 0 bytes" in run.lines
+    assert run.lines[-2:] == [
+        "EOR: 6 records, missed 0, condition GOOD",
+        "run id run_0042, data_records 6",
+    ]
+
+
+def test_constellation_datasender(runs: dict[str, Run]) -> None:
+    run = _ok(runs, "constellation_datasender")
+    assert run.lines == [
+        "state RUN",
+        "state ORBIT, status 'Counted to 20; Stopped'",
+        "received [0, 1, 2, 3, 4] ... [18, 19] (20 records)",
+        "EOR payload {'last': 19}, condition GOOD",
     ]
