@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from daqwire.codegen.loader import PathT, RawSpec, read_spec
-from daqwire.codegen.text_model import Constant, TextModel, build_constants, build_text
 from daqwire.codegen.msgpack_model import MpModel, build_msgpack
+from daqwire.codegen.text_model import Constant, TextModel, build_constants, build_text
 
 __all__ = [
     "ArrayField",

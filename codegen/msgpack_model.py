@@ -216,80 +216,78 @@ class _Builder:
             if kind != "array":
                 raise self.fail(path, "an item with a record is an array")
             if record not in self.records:
-                raise self.fail(path + ("record",), f"no record named {record!r}")
+                raise self.fail((*path, "record"), f"no record named {record!r}")
         errors = d.get("errors") or {}
         for k in errors:
             if k != "type":
-                raise self.fail(path + ("errors", k), "an item only has a type error")
+                raise self.fail((*path, "errors", k), "an item only has a type error")
         te = _check_text(
-            errors.get("type", ""), "object_type", path + ("errors", "type"), self.fail
+            errors.get("type", ""), "object_type", (*path, "errors", "type"), self.fail
         )
         return MpItem(kind, record, d.get("max_bytes"), te)
 
     def obj(self, d: dict[str, Any], path: PathT, dotted: str) -> MpObject:
         name = d["name"]
         if keyword.iskeyword(name) or name in {"frames", "buf", "pos", "end"}:
-            raise self.fail(path + ("name",), f"{name!r} is reserved in generated code")
+            raise self.fail((*path, "name"), f"{name!r} is reserved in generated code")
         kind = d["type"]
         o = MpObject(name, d.get("doc", ""), kind, dotted)
         if "const" in d:
             o.const, o.has_const = d["const"], True
             want = {"int": int, "str": str}.get(kind)
             if want is None or type(o.const) is not want:
-                raise self.fail(
-                    path + ("const",), f"a const needs type int or str, matching {kind}"
-                )
+                raise self.fail((*path, "const"), f"a const needs type int or str, matching {kind}")
         if "enum" in d:
             if kind != "int":
-                raise self.fail(path + ("enum",), "only int objects take an enum")
+                raise self.fail((*path, "enum"), "only int objects take an enum")
             if d["enum"] not in self.enums:
-                raise self.fail(path + ("enum",), f"no enum named {d['enum']!r}")
+                raise self.fail((*path, "enum"), f"no enum named {d['enum']!r}")
             o.enum = d["enum"]
             if o.has_const and o.const not in self.enums[o.enum].values():
-                raise self.fail(path + ("const",), f"{o.const} is not a value of {o.enum}")
+                raise self.fail((*path, "const"), f"{o.const} is not a value of {o.enum}")
         if "record" in d:
-            raise self.fail(path + ("record",), "use items: {record: ...} on an array object")
+            raise self.fail((*path, "record"), "use items: {record: ...} on an array object")
         for key in ("items", "count", "max_items"):
             if key in d and kind != "array":
-                raise self.fail(path + (key,), f"{key} is only allowed on array objects")
+                raise self.fail((*path, key), f"{key} is only allowed on array objects")
         if "items" in d:
-            o.items = self.item(d["items"], path + ("items",))
+            o.items = self.item(d["items"], (*path, "items"))
         o.count, o.max_items = d.get("count"), d.get("max_items")
         if "max_bytes" in d and kind not in ("str", "bytes"):
-            raise self.fail(path + ("max_bytes",), "max_bytes is only allowed on str and bytes")
+            raise self.fail((*path, "max_bytes"), "max_bytes is only allowed on str and bytes")
         o.max_bytes = d.get("max_bytes")
         o.nullable, o.optional = bool(d.get("nullable")), bool(d.get("optional"))
         if o.nullable and o.has_const:
-            raise self.fail(path + ("nullable",), "a const object cannot be nullable")
+            raise self.fail((*path, "nullable"), "a const object cannot be nullable")
         errors = d.get("errors") or {}
-        ep = path + ("errors",)
-        o.type_error = _check_text(errors.get("type", ""), "object_type", ep + ("type",), self.fail)
-        o.const_error = _check_text(errors.get("const", ""), "const", ep + ("const",), self.fail)
-        o.enum_error = _check_text(errors.get("enum", ""), "enum", ep + ("enum",), self.fail)
-        o.count_error = _check_text(errors.get("count", ""), "count", ep + ("count",), self.fail)
+        ep = (*path, "errors")
+        o.type_error = _check_text(errors.get("type", ""), "object_type", (*ep, "type"), self.fail)
+        o.const_error = _check_text(errors.get("const", ""), "const", (*ep, "const"), self.fail)
+        o.enum_error = _check_text(errors.get("enum", ""), "enum", (*ep, "enum"), self.fail)
+        o.count_error = _check_text(errors.get("count", ""), "count", (*ep, "count"), self.fail)
         for value, text in (errors.get("known") or {}).items():
-            o.known[value] = _check_text(text, "known", ep + ("known", value), self.fail)
+            o.known[value] = _check_text(text, "known", (*ep, "known", value), self.fail)
         if o.known and not (o.has_const and kind == "str"):
-            raise self.fail(ep + ("known",), "known texts are only allowed on str consts")
+            raise self.fail((*ep, "known"), "known texts are only allowed on str consts")
         if o.enum_error and not o.enum:
-            raise self.fail(ep + ("enum",), "an enum error needs an enum")
+            raise self.fail((*ep, "enum"), "an enum error needs an enum")
         if o.count_error and o.count is None:
-            raise self.fail(ep + ("count",), "a count error needs a count")
+            raise self.fail((*ep, "count"), "a count error needs a count")
         return o
 
     def objects(self, items: list[dict[str, Any]], path: PathT, prefix: str) -> list[MpObject]:
         out: list[MpObject] = []
         for i, d in enumerate(items):
-            o = self.obj(d, path + (i,), f"{prefix}.{d['name']}")
+            o = self.obj(d, (*path, i), f"{prefix}.{d['name']}")
             if any(p.name == o.name for p in out):
-                raise self.fail(path + (i, "name"), f"two objects named {o.name!r}")
+                raise self.fail((*path, i, "name"), f"two objects named {o.name!r}")
             out.append(o)
         for i, o in enumerate(out):
             if o.optional:
                 nxt = out[i + 1] if i + 1 < len(out) else None
                 if o.type in ("any",) or (nxt is not None and nxt.type in (o.type, "any")):
                     raise self.fail(
-                        path + (i, "optional"),
+                        (*path, i, "optional"),
                         "an optional object must differ in msgpack type from the object after it",
                     )
         return out
@@ -299,14 +297,14 @@ class _Builder:
         errors = self.errors()
         for rname, r in (d.get("records") or {}).items():
             path: PathT = ("records", rname)
-            fields = self.objects(r["fields"], path + ("fields",), rname)
+            fields = self.objects(r["fields"], (*path, "fields"), rname)
             for i, f in enumerate(fields):
                 if f.optional:
                     raise self.fail(
-                        path + ("fields", i, "optional"), "record fields are positional"
+                        (*path, "fields", i, "optional"), "record fields are positional"
                     )
             size_error = _check_text(
-                r.get("size_error", ""), "size", path + ("size_error",), self.fail
+                r.get("size_error", ""), "size", (*path, "size_error"), self.fail
             )
             self.records[rname] = MpRecord(rname, r.get("doc", ""), size_error, fields)
         # records may refer to records declared earlier only; check item references now
@@ -316,24 +314,24 @@ class _Builder:
             frames = []
             names: set[str] = set()
             for i, fr in enumerate(m["frames"]):
-                fpath = mpath + ("frames", i)
+                fpath = (*mpath, "frames", i)
                 raw = bool(fr.get("raw"))
                 if raw == ("objects" in fr):
                     raise self.fail(fpath, "a frame has either objects or raw: true")
                 last = i == len(m["frames"]) - 1
                 for key in ("repeat", "optional"):
                     if fr.get(key) and not last:
-                        raise self.fail(fpath + (key,), f"only the last frame may be {key}")
+                        raise self.fail((*fpath, key), f"only the last frame may be {key}")
                 if fr.get("repeat") and not raw:
-                    raise self.fail(fpath + ("repeat",), "only raw frames repeat")
-                objs = self.objects(fr.get("objects") or [], fpath + ("objects",), mname)
+                    raise self.fail((*fpath, "repeat"), "only raw frames repeat")
+                objs = self.objects(fr.get("objects") or [], (*fpath, "objects"), mname)
                 for o in objs:
                     if o.name in names:
                         raise self.fail(fpath, f"two objects named {o.name!r} in {mname}")
                     names.add(o.name)
                 if raw:
                     if fr["name"] in names:
-                        raise self.fail(fpath + ("name",), f"name {fr['name']!r} is taken")
+                        raise self.fail((*fpath, "name"), f"name {fr['name']!r} is taken")
                     names.add(fr["name"])
                 frames.append(
                     MpFrame(
@@ -348,7 +346,7 @@ class _Builder:
                     )
                 )
             if frames[0].raw:
-                raise self.fail(mpath + ("frames", 0), "the first frame holds msgpack objects")
+                raise self.fail((*mpath, "frames", 0), "the first frame holds msgpack objects")
             messages.append(
                 MpMessage(
                     mname, m.get("doc", ""), frames, m.get("extra_frames", "error"), _camel(mname)
@@ -379,13 +377,13 @@ class _Builder:
             sel = objs[idx]
             if sel.type != "int" or not sel.has_const or sel.enum is None:
                 raise self.fail(
-                    path + (idx,), "the select object is an int with an enum and a const"
+                    (*path, idx), "the select object is an int with an enum and a const"
                 )
             if sel.const in seen:
-                raise self.fail(path + (idx, "const"), f"{seen[sel.const]} has this value too")
+                raise self.fail((*path, idx, "const"), f"{seen[sel.const]} has this value too")
             seen[sel.const] = m.name
             if enum is not None and sel.enum != enum:
-                raise self.fail(path + (idx, "enum"), "every message selects with the same enum")
+                raise self.fail((*path, idx, "enum"), "every message selects with the same enum")
             enum = sel.enum
             sel.selector = True
             m.select_value = sel.const

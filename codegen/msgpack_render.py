@@ -200,7 +200,7 @@ class _Emit:
         if o.nullable:
             body = ["    " + ln for ln in lines]
             return [
-                f"if pos < end and buf[pos] == 0xC0:",
+                "if pos < end and buf[pos] == 0xC0:",
                 f"    {var} = None",
                 "    pos += 1",
                 "else:",

@@ -692,23 +692,44 @@ def _text_strategy_exports(spec: Spec) -> list[str]:
 def _render_text(spec: Spec, name: str) -> list[GeneratedFile]:
     from daqwire.codegen.text_render import text_context
 
+    return _render_codec_and_strategies(
+        spec,
+        name,
+        "text",
+        exports=_text_exports(spec),
+        strategy_exports=_text_strategy_exports(spec),
+        extra=text_context(spec),
+    )
+
+
+def _render_codec_and_strategies(
+    spec: Spec,
+    name: str,
+    template: str,
+    *,
+    exports: list[str],
+    strategy_exports: list[str],
+    extra: dict[str, Any],
+) -> list[GeneratedFile]:
+    """The codec module and the strategies module of a family without a construct oracle."""
     env = _environment()
+    env.filters["snake"] = _snake
     context: dict[str, Any] = dict(
         spec=spec,
         spec_name=name,
         stamp=_stamp(spec, name),
         generator_version=GENERATOR_VERSION,
         generated_api=GENERATED_API,
-        exports=_text_exports(spec),
-        strategy_exports=_text_strategy_exports(spec),
-        **text_context(spec),
+        exports=exports,
+        strategy_exports=strategy_exports,
+        **extra,
     )
     out = []
-    for target, template in (
-        (f"{spec.protocol}.py", "text.py.j2"),
-        (f"{spec.protocol}_strategies.py", "text_strategies.py.j2"),
+    for target, source in (
+        (f"{spec.protocol}.py", f"{template}.py.j2"),
+        (f"{spec.protocol}_strategies.py", f"{template}_strategies.py.j2"),
     ):
-        text = env.get_template(template).render(**context)
+        text = env.get_template(source).render(**context)
         text = _drop_unused_imports(text, target)
         out.append(GeneratedFile(target, format_source(text, target)))
     return out
@@ -754,27 +775,14 @@ def _snake(name: str) -> str:
 def _render_msgpack(spec: Spec, name: str) -> list[GeneratedFile]:
     from daqwire.codegen.msgpack_render import msgpack_context
 
-    env = _environment()
-    env.filters["snake"] = _snake
-    context: dict[str, Any] = dict(
-        spec=spec,
-        spec_name=name,
-        stamp=_stamp(spec, name),
-        generator_version=GENERATOR_VERSION,
-        generated_api=GENERATED_API,
+    return _render_codec_and_strategies(
+        spec,
+        name,
+        "msgpack",
         exports=_msgpack_exports(spec),
         strategy_exports=_msgpack_strategy_exports(spec),
-        **msgpack_context(spec),
+        extra=msgpack_context(spec),
     )
-    out = []
-    for target, template in (
-        (f"{spec.protocol}.py", "msgpack.py.j2"),
-        (f"{spec.protocol}_strategies.py", "msgpack_strategies.py.j2"),
-    ):
-        text = env.get_template(template).render(**context)
-        text = _drop_unused_imports(text, target)
-        out.append(GeneratedFile(target, format_source(text, target)))
-    return out
 
 
 def _drop_unused_imports(text: str, name: str) -> str:
