@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+
 __all__ = [
     "BadMagicError",
     "DaqwireError",
     "FieldValueError",
     "GeneratedCodeMismatchError",
+    "JsonSyntaxError",
     "LengthLimitError",
     "LengthMismatchError",
+    "LineTooLongError",
     "LocalProtocolError",
     "ProtocolError",
     "RefusedRequest",
@@ -23,9 +28,11 @@ __all__ = [
     "StreamClosedError",
     "StreamError",
     "StreamTimeoutError",
+    "TextDecodeError",
     "TrailingDataError",
     "TruncatedError",
     "UnknownCommandError",
+    "UnknownMessageError",
     "UnknownRequest",
 ]
 
@@ -156,6 +163,103 @@ class ShapeMismatchError(LengthMismatchError):
 
 class FieldValueError(RemoteProtocolError):
     """A field holds a value its spec does not allow (enum, range, text, keyword)."""
+
+
+class UnknownMessageError(FieldValueError):
+    """A message selector (``id``, ``topicID``) names no message of the spec; ``value`` holds it."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        value: object,
+        protocol: str = "",
+        field_path: str = "",
+        offset: int | None = None,
+    ) -> None:
+        self.value = value
+        super().__init__(message, protocol=protocol, field_path=field_path, offset=offset)
+
+
+class LineTooLongError(LengthLimitError, asyncio.LimitOverrunError):
+    """A text line is longer than its limit; it was skipped up to the next terminator.
+
+    It is also an ``asyncio.LimitOverrunError`` (``consumed`` = bytes discarded so far), so code
+    written for asyncio streams keeps catching it.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        limit: int,
+        actual: int,
+        protocol: str = "",
+        field_path: str = "",
+        offset: int | None = None,
+    ) -> None:
+        asyncio.LimitOverrunError.__init__(self, message, actual)
+        self.limit = limit
+        self.actual = actual
+        self.message = message
+        self.protocol = protocol
+        self.field_path = field_path
+        self.offset = offset
+        self.args = (self._format(),)
+
+    def __str__(self) -> str:
+        return self._format()
+
+
+class TextDecodeError(RemoteProtocolError, UnicodeDecodeError):
+    """Bytes that should be text are not valid in their encoding; also a ``UnicodeDecodeError``."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        encoding: str,
+        data: bytes,
+        start: int,
+        end: int,
+        reason: str,
+        protocol: str = "",
+        field_path: str = "",
+        offset: int | None = None,
+    ) -> None:
+        UnicodeDecodeError.__init__(self, encoding, data, start, end, reason)
+        self.message = message
+        self.protocol = protocol
+        self.field_path = field_path
+        self.offset = offset
+        self.args = (self._format(),)
+
+    def __str__(self) -> str:
+        return self._format()
+
+
+class JsonSyntaxError(RemoteProtocolError, json.JSONDecodeError):
+    """A line is not JSON in the protocol's dialect; also a ``json.JSONDecodeError``."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        doc: str,
+        pos: int,
+        protocol: str = "",
+        field_path: str = "",
+        offset: int | None = None,
+    ) -> None:
+        json.JSONDecodeError.__init__(self, message, doc, pos)
+        self.message = message
+        self.protocol = protocol
+        self.field_path = field_path
+        self.offset = offset
+        self.args = (self._format(),)
+
+    def __str__(self) -> str:
+        return self._format()
 
 
 class TrailingDataError(RemoteProtocolError):
