@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from daqwire.codegen.json_model import JsonModel, build_json
 from daqwire.codegen.loader import PathT, RawSpec, read_spec
 from daqwire.codegen.msgpack_model import MpModel, build_msgpack
 from daqwire.codegen.text_model import Constant, TextModel, build_constants, build_text
@@ -288,6 +289,7 @@ class Spec:
     constants: list[Constant] = field(default_factory=list)
     text: TextModel | None = None
     msgpack: MpModel | None = None
+    json: JsonModel | None = None
 
 
 class _Builder:
@@ -318,6 +320,7 @@ class _Builder:
         messages: list[BinaryMessage] = []
         text = None
         mp = None
+        js = None
         if d["family"] == "binary":
             for mname, m in d["messages"].items():
                 messages.append(self.binary_message(mname, m))
@@ -325,6 +328,8 @@ class _Builder:
             text = build_text(d, self.fail)
         elif d["family"] == "msgpack_frames":
             mp = build_msgpack(d, self.fail)
+        elif d["family"] == "json_lines":
+            js = build_json(d, self.raw.path, self.fail)
         return Spec(
             self.raw.path,
             self.raw.display_name,
@@ -341,6 +346,7 @@ class _Builder:
             build_constants(d),
             text,
             mp,
+            js,
         )
 
     def byte_order(self, f: dict[str, Any], size: int, path: PathT) -> str:

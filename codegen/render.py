@@ -614,13 +614,8 @@ def render_spec(spec: Spec, spec_name: str | None = None) -> list[GeneratedFile]
         return _render_text(spec, spec_name or f"specs/{spec.path.name}")
     if spec.family == "msgpack_frames":
         return _render_msgpack(spec, spec_name or f"specs/{spec.path.name}")
-    if spec.family != "binary":
-        raise SpecError(
-            f"family {spec.family!r} is part of the spec language, but this generator "
-            f"({GENERATOR_VERSION}) emits code for the binary, text_commands and "
-            "msgpack_frames families only",
-            file=spec.display_name,
-        )
+    if spec.family == "json_lines":
+        return _render_json(spec, spec_name or f"specs/{spec.path.name}")
     name = spec_name or f"specs/{spec.path.name}"
     env = _environment()
     templates = {
@@ -772,6 +767,19 @@ def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
+def _render_json(spec: Spec, name: str) -> list[GeneratedFile]:
+    from daqwire.codegen.json_render import json_context, json_exports, json_strategy_exports
+
+    return _render_codec_and_strategies(
+        spec,
+        name,
+        "json",
+        exports=json_exports(spec),
+        strategy_exports=json_strategy_exports(spec),
+        extra=json_context(spec),
+    )
+
+
 def _render_msgpack(spec: Spec, name: str) -> list[GeneratedFile]:
     from daqwire.codegen.msgpack_render import msgpack_context
 
@@ -786,7 +794,7 @@ def _render_msgpack(spec: Spec, name: str) -> list[GeneratedFile]:
 
 
 def _drop_unused_imports(text: str, name: str) -> str:
-    """``text`` without unused imports (ruff's F401 fix, with daqwire's fixed settings)."""
+    """``text`` without unused imports, imports sorted (ruff's F401 and I001 fixes)."""
     proc = subprocess.run(
         [
             sys.executable,
@@ -795,7 +803,9 @@ def _drop_unused_imports(text: str, name: str) -> str:
             "check",
             "--isolated",
             "--select",
-            "F401",
+            "F401,I001",
+            "--config",
+            "lint.isort.known-first-party = ['daqwire']",
             "--fix-only",
             "--target-version",
             "py311",
