@@ -119,6 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
     from daqwire.constellation.cli import add_parser as add_cdtp_parser
 
     add_cdtp_parser(sub)
+
+    from daqwire.lsst.cli import add_parser as add_lsst_parser
+
+    add_lsst_parser(sub)
     return parser
 
 
