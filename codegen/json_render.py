@@ -12,8 +12,9 @@ from daqwire.codegen.json_model import JsonItem, JsonKey, JsonMessage, JsonModel
 __all__ = ["json_context", "json_exports", "json_strategy_exports"]
 
 
-def _snake(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+def _constant_name(name: str) -> str:
+    """``topicID`` -> ``TOPIC_ID``, ``id`` -> ``ID``, ``sequence_id`` -> ``SEQUENCE_ID``."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).upper()
 
 
 @dataclass
@@ -414,9 +415,7 @@ def json_context(spec: Any) -> dict[str, Any]:
         "schemas": {m.name: e.schema(m, spec.enums) for m in model.messages},
         "regexes": e.regexes,
         "value_sets": e.value_sets,
-        "selector_const": (sel or "").upper()
-        if sel and sel.isupper()
-        else _snake(sel or "").upper(),
+        "selector_const": _constant_name(sel or ""),
         "consts": [
             (m.selector.const, m.class_name, m.name)
             for m in model.messages

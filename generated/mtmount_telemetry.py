@@ -47,7 +47,7 @@ from daqwire.generated.lsst_tcpip import (
 )
 
 __all__ = [
-    "BY_TOPIC_I_D",
+    "BY_TOPIC_ID",
     "CLOCK_OFFSET_EVENT_INTERVAL",
     "CLOCK_OFFSET_TOPIC_IDS",
     "DIALECT",
@@ -312,7 +312,7 @@ class AuxiliaryCabinetsThermal:
 
     MESSAGE_NAME: ClassVar[str] = "auxiliary_cabinets_thermal"
     WIRE_NAME: ClassVar[str] = "auxiliaryCabinetsThermal"
-    TOPIC_I_D: ClassVar[int] = 1
+    TOPIC_ID: ClassVar[int] = 1
     actualTemperatureAzimuthDriveCabinet0001: float
     #: TAI unix seconds of actualTemperatureAzimuthDriveCabinet0001
     actualTemperatureAzimuthDriveCabinet0001Timestamp: float
@@ -674,7 +674,7 @@ class Cabinet0101Thermal:
 
     MESSAGE_NAME: ClassVar[str] = "cabinet0101_thermal"
     WIRE_NAME: ClassVar[str] = "cabinet0101Thermal"
-    TOPIC_I_D: ClassVar[int] = 2
+    TOPIC_ID: ClassVar[int] = 2
     actualTemperature: float
     #: TAI unix seconds of actualTemperature
     actualTemperatureTimestamp: float
@@ -836,7 +836,7 @@ class AzimuthCableWrap:
 
     MESSAGE_NAME: ClassVar[str] = "azimuth_cable_wrap"
     WIRE_NAME: ClassVar[str] = "azimuthCableWrap"
-    TOPIC_I_D: ClassVar[int] = 3
+    TOPIC_ID: ClassVar[int] = 3
     actualPositionDrive: tuple[float, ...]
     #: TAI unix seconds of actualPositionDrive
     actualPositionDriveTimestamp: tuple[float, ...]
@@ -954,7 +954,7 @@ class AzimuthDrivesThermal:
 
     MESSAGE_NAME: ClassVar[str] = "azimuth_drives_thermal"
     WIRE_NAME: ClassVar[str] = "azimuthDrivesThermal"
-    TOPIC_I_D: ClassVar[int] = 4
+    TOPIC_ID: ClassVar[int] = 4
     actualTemperature: tuple[float, ...]
     #: TAI unix seconds of actualTemperature
     actualTemperatureTimestamp: tuple[float, ...]
@@ -1174,7 +1174,7 @@ class AzimuthDrives:
 
     MESSAGE_NAME: ClassVar[str] = "azimuth_drives"
     WIRE_NAME: ClassVar[str] = "azimuthDrives"
-    TOPIC_I_D: ClassVar[int] = 5
+    TOPIC_ID: ClassVar[int] = 5
     current: tuple[float, ...]
     #: TAI unix seconds of current
     currentTimestamp: tuple[float, ...]
@@ -1284,7 +1284,7 @@ class Azimuth:
 
     MESSAGE_NAME: ClassVar[str] = "azimuth"
     WIRE_NAME: ClassVar[str] = "azimuth"
-    TOPIC_I_D: ClassVar[int] = 6
+    TOPIC_ID: ClassVar[int] = 6
     actualAcceleration: float
     #: TAI unix seconds of actualAcceleration
     actualAccelerationTimestamp: float
@@ -1482,7 +1482,7 @@ class Balancing:
 
     MESSAGE_NAME: ClassVar[str] = "balancing"
     WIRE_NAME: ClassVar[str] = "balancing"
-    TOPIC_I_D: ClassVar[int] = 7
+    TOPIC_ID: ClassVar[int] = 7
     actualPosition: tuple[float, ...]
     #: TAI unix seconds of actualPosition
     actualPositionTimestamp: tuple[float, ...]
@@ -1642,7 +1642,7 @@ class CameraCableWrap:
 
     MESSAGE_NAME: ClassVar[str] = "camera_cable_wrap"
     WIRE_NAME: ClassVar[str] = "cameraCableWrap"
-    TOPIC_I_D: ClassVar[int] = 8
+    TOPIC_ID: ClassVar[int] = 8
     actualPosition: float
     #: TAI unix seconds of actualPosition
     actualPositionTimestamp: float
@@ -1821,7 +1821,7 @@ class CompressedAir:
 
     MESSAGE_NAME: ClassVar[str] = "compressed_air"
     WIRE_NAME: ClassVar[str] = "compressedAir"
-    TOPIC_I_D: ClassVar[int] = 9
+    TOPIC_ID: ClassVar[int] = 9
     airPressureAzimuth0001: float
     #: TAI unix seconds of airPressureAzimuth0001
     airPressureAzimuth0001Timestamp: float
@@ -2037,7 +2037,7 @@ class Cooling:
 
     MESSAGE_NAME: ClassVar[str] = "cooling"
     WIRE_NAME: ClassVar[str] = "cooling"
-    TOPIC_I_D: ClassVar[int] = 10
+    TOPIC_ID: ClassVar[int] = 10
     glycolPressureAzimuth0001: float
     #: TAI unix seconds of glycolPressureAzimuth0001
     glycolPressureAzimuth0001Timestamp: float
@@ -2973,7 +2973,7 @@ class DeployablePlatforms:
 
     MESSAGE_NAME: ClassVar[str] = "deployable_platforms"
     WIRE_NAME: ClassVar[str] = "deployablePlatforms"
-    TOPIC_I_D: ClassVar[int] = 11
+    TOPIC_ID: ClassVar[int] = 11
     actualPositionPlatform1Section: tuple[float, ...]
     #: TAI unix seconds of actualPositionPlatform1Section
     actualPositionPlatform1SectionTimestamp: tuple[float, ...]
@@ -3153,7 +3153,7 @@ class DynaleneCooling:
 
     MESSAGE_NAME: ClassVar[str] = "dynalene_cooling"
     WIRE_NAME: ClassVar[str] = "dynaleneCooling"
-    TOPIC_I_D: ClassVar[int] = 12
+    TOPIC_ID: ClassVar[int] = 12
     dynalenePressureAzimuth0001: float
     #: TAI unix seconds of dynalenePressureAzimuth0001
     dynalenePressureAzimuth0001Timestamp: float
@@ -3614,7 +3614,7 @@ class ElevationDrivesThermal:
 
     MESSAGE_NAME: ClassVar[str] = "elevation_drives_thermal"
     WIRE_NAME: ClassVar[str] = "elevationDrivesThermal"
-    TOPIC_I_D: ClassVar[int] = 13
+    TOPIC_ID: ClassVar[int] = 13
     actualTemperature10: float
     #: TAI unix seconds of actualTemperature10
     actualTemperature10Timestamp: float
@@ -3925,7 +3925,7 @@ class ElevationDrives:
 
     MESSAGE_NAME: ClassVar[str] = "elevation_drives"
     WIRE_NAME: ClassVar[str] = "elevationDrives"
-    TOPIC_I_D: ClassVar[int] = 14
+    TOPIC_ID: ClassVar[int] = 14
     current: tuple[float, ...]
     #: TAI unix seconds of current
     currentTimestamp: tuple[float, ...]
@@ -4027,7 +4027,7 @@ class Elevation:
 
     MESSAGE_NAME: ClassVar[str] = "elevation"
     WIRE_NAME: ClassVar[str] = "elevation"
-    TOPIC_I_D: ClassVar[int] = 15
+    TOPIC_ID: ClassVar[int] = 15
     actualAcceleration: float
     #: TAI unix seconds of actualAcceleration
     actualAccelerationTimestamp: float
@@ -4258,7 +4258,7 @@ class Encoder:
 
     MESSAGE_NAME: ClassVar[str] = "encoder"
     WIRE_NAME: ClassVar[str] = "encoder"
-    TOPIC_I_D: ClassVar[int] = 16
+    TOPIC_ID: ClassVar[int] = 16
     azimuthEncoderAbsolutePosition: tuple[float, ...]
     #: TAI unix seconds of azimuthEncoderAbsolutePosition
     azimuthEncoderAbsolutePositionTimestamp: tuple[float, ...]
@@ -4591,7 +4591,7 @@ class GeneralPurposeGlycolWater:
 
     MESSAGE_NAME: ClassVar[str] = "general_purpose_glycol_water"
     WIRE_NAME: ClassVar[str] = "generalPurposeGlycolWater"
-    TOPIC_I_D: ClassVar[int] = 17
+    TOPIC_ID: ClassVar[int] = 17
     glycolPressureAzimuth0001: float
     #: TAI unix seconds of glycolPressureAzimuth0001
     glycolPressureAzimuth0001Timestamp: float
@@ -4809,7 +4809,7 @@ class CapacitorBank:
 
     MESSAGE_NAME: ClassVar[str] = "capacitor_bank"
     WIRE_NAME: ClassVar[str] = "capacitorBank"
-    TOPIC_I_D: ClassVar[int] = 18
+    TOPIC_ID: ClassVar[int] = 18
     blownAzimuth3Fuse: tuple[float, ...]
     #: TAI unix seconds of blownAzimuth3Fuse
     blownAzimuth3FuseTimestamp: tuple[float, ...]
@@ -5422,7 +5422,7 @@ class LockingPins:
 
     MESSAGE_NAME: ClassVar[str] = "locking_pins"
     WIRE_NAME: ClassVar[str] = "lockingPins"
-    TOPIC_I_D: ClassVar[int] = 19
+    TOPIC_ID: ClassVar[int] = 19
     actualPosition: tuple[float, ...]
     #: TAI unix seconds of actualPosition
     actualPositionTimestamp: tuple[float, ...]
@@ -5570,7 +5570,7 @@ class MainPowerSupply:
 
     MESSAGE_NAME: ClassVar[str] = "main_power_supply"
     WIRE_NAME: ClassVar[str] = "mainPowerSupply"
-    TOPIC_I_D: ClassVar[int] = 21
+    TOPIC_ID: ClassVar[int] = 21
     powerSupplyCurrent: float
     #: TAI unix seconds of powerSupplyCurrent
     powerSupplyCurrentTimestamp: float
@@ -5676,7 +5676,7 @@ class MirrorCoverLocks:
 
     MESSAGE_NAME: ClassVar[str] = "mirror_cover_locks"
     WIRE_NAME: ClassVar[str] = "mirrorCoverLocks"
-    TOPIC_I_D: ClassVar[int] = 22
+    TOPIC_ID: ClassVar[int] = 22
     actualPosition: tuple[float, ...]
     #: TAI unix seconds of actualPosition
     actualPositionTimestamp: tuple[float, ...]
@@ -5802,7 +5802,7 @@ class MirrorCover:
 
     MESSAGE_NAME: ClassVar[str] = "mirror_cover"
     WIRE_NAME: ClassVar[str] = "mirrorCover"
-    TOPIC_I_D: ClassVar[int] = 23
+    TOPIC_ID: ClassVar[int] = 23
     actualPosition: tuple[float, ...]
     #: TAI unix seconds of actualPosition
     actualPositionTimestamp: tuple[float, ...]
@@ -5927,7 +5927,7 @@ class MainCabinetThermal:
 
     MESSAGE_NAME: ClassVar[str] = "main_cabinet_thermal"
     WIRE_NAME: ClassVar[str] = "mainCabinetThermal"
-    TOPIC_I_D: ClassVar[int] = 24
+    TOPIC_ID: ClassVar[int] = 24
     auxPxiTemperature: float
     #: TAI unix seconds of auxPxiTemperature
     auxPxiTemperatureTimestamp: float
@@ -6193,7 +6193,7 @@ class OilSupplySystem:
 
     MESSAGE_NAME: ClassVar[str] = "oil_supply_system"
     WIRE_NAME: ClassVar[str] = "oilSupplySystem"
-    TOPIC_I_D: ClassVar[int] = 25
+    TOPIC_ID: ClassVar[int] = 25
     actualTemperatureAzimuthCabinet5001: float
     #: TAI unix seconds of actualTemperatureAzimuthCabinet5001
     actualTemperatureAzimuthCabinet5001Timestamp: float
@@ -11327,7 +11327,7 @@ class SafetySystem:
 
     MESSAGE_NAME: ClassVar[str] = "safety_system"
     WIRE_NAME: ClassVar[str] = "safetySystem"
-    TOPIC_I_D: ClassVar[int] = 26
+    TOPIC_ID: ClassVar[int] = 26
     brakePressureAz: tuple[float, ...]
     #: TAI unix seconds of brakePressureAz
     brakePressureAzTimestamp: tuple[float, ...]
@@ -11480,7 +11480,7 @@ class TopEndChiller:
 
     MESSAGE_NAME: ClassVar[str] = "top_end_chiller"
     WIRE_NAME: ClassVar[str] = "topEndChiller"
-    TOPIC_I_D: ClassVar[int] = 27
+    TOPIC_ID: ClassVar[int] = 27
     actualTemperatureAmbient: float
     #: TAI unix seconds of actualTemperatureAmbient
     actualTemperatureAmbientTimestamp: float
@@ -12059,7 +12059,7 @@ MESSAGES: Final[dict[str, type[Message]]] = {
     "top_end_chiller": TopEndChiller,
 }
 #: the message classes selected by a constant topicID
-BY_TOPIC_I_D: Final[dict[int, type[Message]]] = {
+BY_TOPIC_ID: Final[dict[int, type[Message]]] = {
     1: AuxiliaryCabinetsThermal,
     2: Cabinet0101Thermal,
     3: AzimuthCableWrap,
