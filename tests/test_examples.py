@@ -30,6 +30,7 @@ GUIDES = {
         "aartfaac_tkp_dropin",
     ),
     "constellation.md": ("constellation_run", "constellation_datasender"),
+    "lsst.md": ("lsst_tcpip_echo", "lsst_m2_command", "lsst_tma_telemetry"),
     "pyexplabsys.md": (
         "pyexplabsys_pull",
         "pyexplabsys_push",
@@ -305,4 +306,47 @@ def test_constellation_datasender(runs: dict[str, Run]) -> None:
         "state ORBIT, status 'Counted to 20; Stopped'",
         "received [0, 1, 2, 3, 4] ... [18, 19] (20 records)",
         "EOR payload {'last': 19}, condition GOOD",
+    ]
+
+
+def test_lsst_tcpip_echo(runs: dict[str, Run]) -> None:
+    run = _ok(runs, "lsst_tcpip_echo")
+    assert run.lines == [
+        "echoed: {'id': 'echo', 'seq': 1}",
+        "echoed: [1, 2, 3]",
+        "echoed: 1180591620717411303424",
+        "echoed: inf",
+        "server said: {'error': \"data='not json' is not valid json: Expecting value: "
+        'line 1 column 1 (char 0)"}',
+        "echoed: {'after': 'the long line'}",
+        "skipped a line of 711 bytes (limit 512)",
+        "echoed: {'and then': 'more'}",
+        "still connected: True",
+    ]
+    assert "a line of 2002 bytes, more than the limit of 1024; skipped" in run.stderr
+
+
+def test_lsst_m2_command(runs: dict[str, Run]) -> None:
+    run = _ok(runs, "lsst_m2_command")
+    assert run.lines[1:5] == [
+        "power: power command failed. (status Fail)",
+        "bogus: bogus command failed. (status NoAck)",
+        "sequence ids used: [1, 2, 3, 4]",
+        "welcome events received: True | first: tcpIpConnected",
+    ]
+    assert "'communication_power_is_on': True" in run.lines[0]
+    assert run.lines[5] == "telemetry ids: ['displacementSensors', 'powerStatus', 'powerStatusRaw']"
+
+
+def test_lsst_tma_telemetry(runs: dict[str, Run]) -> None:
+    run = _ok(runs, "lsst_tma_telemetry")
+    assert run.lines[:3] == [
+        "telemetry topics published: 26 of 26",
+        "malformed lines skipped: 1",
+        "still reading after the bad line: True",
+    ]
+    assert run.lines[3].startswith("tel_azimuth: actualPosition ")
+    assert run.lines[4:] == [
+        "events: ['evt_clockOffset', 'evt_telemetryConnected']",
+        "heartbeats: True",
     ]
