@@ -94,6 +94,7 @@ def run_demo(
     live_s: float = 4.0,
     pyexplabsys: bool = True,
     constellation: bool = True,
+    lsst: bool = True,
     out: TextIO | None = None,
 ) -> int:
     """Run the demo, printing to ``out`` (stdout); return the exit code."""
@@ -162,7 +163,13 @@ def run_demo(
     if constellation:
         from daqwire.constellation.demo import run_constellation_demo
 
-        return run_constellation_demo(out, section=section)
+        if run_constellation_demo(out, section=section) != 0:
+            return 1
+        section += 1
+    if lsst:
+        from daqwire.lsst.demo import run_lsst_demo
+
+        return run_lsst_demo(out, section=section)
     return 0
 
 

@@ -13,7 +13,12 @@ from daqwire.demo import SOURCES, run_demo, synthetic_sky
 
 def test_demo_runs_and_reports(capsys: object) -> None:
     out = io.StringIO()
-    assert run_demo(size=(96, 64), live_s=0, pyexplabsys=False, constellation=False, out=out) == 0
+    assert (
+        run_demo(
+            size=(96, 64), live_s=0, pyexplabsys=False, constellation=False, lsst=False, out=out
+        )
+        == 0
+    )
     text = out.getvalue()
     assert "generated code matches the specs" in text
     assert "magic         0x47494a53484f4d4f" in text
@@ -29,7 +34,7 @@ def test_demo_runs_and_reports(capsys: object) -> None:
 
 def test_demo_live_merge() -> None:
     out = io.StringIO()
-    assert run_demo(size=(64, 48), live_s=2.0, constellation=False, out=out) == 0
+    assert run_demo(size=(64, 48), live_s=2.0, constellation=False, lsst=False, out=out) == 0
     text = out.getvalue()
     assert "== 3. live: emulator with 3 streams of 64x48" in text
     assert "3/3 complete" in text
@@ -57,6 +62,11 @@ def test_demo_pyexplabsys_part() -> None:
     assert "1024 samples of float64" in text
     assert "missed 0, condition GOOD, run id demo_run_1" in text
     assert "constellation ok" in text
+    assert "== 5. LSST: the mock TMA streaming 26 telemetry topics" in text
+    assert "samples of 26/26 topics" in text
+    assert "tel_azimuthDrives current: 16 values (wire keys current1..current16)" in text
+    assert "a line of bad UTF-8 was injected: skipped 1, still connected True" in text
+    assert "lsst ok" in text
 
 
 def test_synthetic_sky_orientation() -> None:
