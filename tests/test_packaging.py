@@ -67,6 +67,7 @@ def test_wheel_installs_and_imports_in_a_fresh_venv(wheel: Path, tmp_path: Path)
         "print(len(c.render_all(c.render.default_specs_dir())))"
         ";import daqwire.pyexplabsys as p; print(p.OLD_DATA)"
         ";import daqwire.constellation as k; print(k.DataReceiver.__name__)"
+        ";import daqwire.lsst.m2, daqwire.lsst.mtmount as t; print(t.TelemetryClient.__name__)"
     )
     run = subprocess.run(
         [str(python), "-c", script],
@@ -76,9 +77,10 @@ def test_wheel_installs_and_imports_in_a_fresh_venv(wheel: Path, tmp_path: Path)
         cwd=tmp_path,
     )
     assert run.returncode == 0, run.stderr
-    where, magic_ok, n_files, old_data, receiver = run.stdout.split()
+    where, magic_ok, n_files, old_data, receiver, telemetry = run.stdout.split()
     assert where.startswith(str(env_dir)), where
     assert magic_ok == "True" and old_data == "OLD_DATA" and receiver == "DataReceiver"
+    assert telemetry == "TelemetryClient"
     # aartfaac, chirp: codec, construct oracle, strategies; pyexplabsys, cdtp1, cdtp2,
     # cscp1, lsst_tcpip, m2, mtmount_telemetry: codec, strategies
     assert n_files == "20"
