@@ -29,7 +29,23 @@ FRAMING_DEFAULTS: dict[str, Any] = {
     "dialect": "python",
 }
 #: class attributes every generated message class has; no field may take these names
-RESERVED_FIELDS = {"WIRE_NAME", "MESSAGE_NAME", "PREFIX"}
+RESERVED_FIELDS = {"WIRE_NAME", "MESSAGE_NAME", "PREFIX", "encode"}
+#: message names whose encode_/decode_ functions would replace the module's own
+RESERVED_MESSAGES = {"line", "text", "message"}
+#: module-level names of a generated json_lines module
+MODULE_NAMES = {
+    "GENERATOR_VERSION",
+    "PROTOCOL",
+    "SPEC_SHA256",
+    "TERMINATOR",
+    "ENCODING",
+    "MAX_LINE_BYTES",
+    "DIALECT",
+    "MESSAGES",
+    "SCHEMAS",
+    "Message",
+    "LineFramer",
+}
 
 
 @dataclass
@@ -128,6 +144,11 @@ class JsonModel:
         return next((m for m in self.messages if m.selector_kind == "any"), None)
 
 
+def constant_name(name: str) -> str:
+    """``topicID`` -> ``TOPIC_ID``, ``id`` -> ``ID``, ``sequence_id`` -> ``SEQUENCE_ID``."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).upper()
+
+
 def _camel(name: str) -> str:
     return "".join(part[:1].upper() + part[1:] for part in name.split("_"))
 
@@ -219,6 +240,12 @@ def _framing(d: dict[str, Any], spec_path: Path, fail: Fail) -> tuple[str | None
     f = JsonFraming(**{k: fr.get(k, v) for k, v in FRAMING_DEFAULTS.items()}, doc=fr.get("doc", ""))
     if f.encoding == "ascii" and any(ord(c) > 127 for c in f.terminator):
         raise fail(("framing", "terminator"), "the terminator is not ASCII")
+    t = f.terminator
+    if any(t[:i] == t[-i:] for i in range(1, len(t))):
+        raise fail(
+            ("framing", "terminator"),
+            f"{t!r} overlaps itself (it begins with its own end), so lines would be ambiguous",
+        )
     return None, f
 
 
@@ -234,9 +261,22 @@ def build_json(d: dict[str, Any], spec_path: Path, fail: Fail) -> JsonModel:
     if len(raw_messages) > 1 and select is None:
         raise fail(("select",), "more than one message: name the key that tells them apart")
     class_names: dict[str, str] = {}
+    taken = set(MODULE_NAMES) | set(enums)
+    if select is not None:
+        taken.add("BY_" + constant_name(select))
+    for cname in d.get("constants") or {}:
+        if cname in taken:
+            raise fail(("constants", cname), f"{cname} is a name the generated module defines")
+        taken.add(cname)
     for mname, m in raw_messages.items():
         mpath: PathT = ("messages", mname)
+        if not isinstance(mname, str):
+            raise fail(("messages",), f"message name {mname!r} is not a string (quote it in YAML)")
+        if mname in RESERVED_MESSAGES:
+            raise fail(mpath, f"a message named {mname!r} would replace decode_{mname}()")
         cname = _camel(mname)
+        if cname in taken:
+            raise fail(mpath, f"its class name {cname} is a name the generated module defines")
         if cname in class_names:
             raise fail(mpath, f"its class name {cname} is also that of {class_names[cname]!r}")
         class_names[cname] = mname
@@ -287,8 +327,9 @@ def build_json(d: dict[str, Any], spec_path: Path, fail: Fail) -> JsonModel:
                 key.selector = True
                 msg.selector = key
             msg.keys.append(key)
+        reserved = RESERVED_FIELDS | ({constant_name(select)} if select else set())
         for fname, owner in fields.items():
-            if not fname.isidentifier() or keyword.iskeyword(fname) or fname in RESERVED_FIELDS:
+            if not fname.isidentifier() or keyword.iskeyword(fname) or fname in reserved:
                 raise fail(
                     mpath, f"{owner!r} cannot be a Python field named {fname!r}; give it `field:`"
                 )

@@ -7,14 +7,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from daqwire.codegen.json_model import JsonItem, JsonKey, JsonMessage, JsonModel
+from daqwire.codegen.json_model import JsonItem, JsonKey, JsonMessage, JsonModel, constant_name
 
 __all__ = ["json_context", "json_exports", "json_strategy_exports"]
-
-
-def _constant_name(name: str) -> str:
-    """``topicID`` -> ``TOPIC_ID``, ``id`` -> ``ID``, ``sequence_id`` -> ``SEQUENCE_ID``."""
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).upper()
 
 
 @dataclass
@@ -205,13 +200,19 @@ class _Emit:
             elif k.selector and k.prefix is not None:
                 out.append(f"d[{key}] = {k.prefix!r} + msg.{k.field}")
             elif k.numbered:
+                n = k.item.count
+                item = k.item.items or JsonItem("any")
+                for f in [k.field, k.field + "Timestamp"] if k.timestamped else [k.field]:
+                    path = self.path(m, f)
+                    out.append(f"if len(msg.{f}) != {n}:")
+                    out.append(
+                        f'    raise _local(f"{f} holds {{len(msg.{f})}} values, not {n}", {path})'
+                    )
                 out.append(f"for i, x in enumerate(msg.{k.field}, 1):")
-                out.append(
-                    f'    d[f"{k.name}{{i}}"] = {self._plain(k.item.items or JsonItem("any"), "x")}'
-                )
+                out.append(f"    d[{k.name!r} + str(i)] = {self._plain(item, 'x')}")
                 if k.timestamped:
                     out.append(f"for i, x in enumerate(msg.{k.field}Timestamp, 1):")
-                    out.append(f'    d[f"{k.name}{{i}}Timestamp"] = x')
+                    out.append(f"    d[{k.name!r} + str(i) + 'Timestamp'] = x")
             elif k.optional:
                 out.append(f"if msg.{k.field} is not None:")
                 out.append(f"    d[{key}] = {self._plain(k.item, 'msg.' + k.field)}")
@@ -225,7 +226,9 @@ class _Emit:
     def item_schema(self, it: JsonItem, enums: dict[str, Any]) -> dict[str, Any]:
         t = it.type
         s: dict[str, Any] = {}
-        if it.enum_type:
+        if it.enum_type and enums[it.enum_type].flags:
+            s = {"type": "integer", "minimum": 0}
+        elif it.enum_type:
             s = {"enum": sorted(enums[it.enum_type].values.values())}
         elif t == "int":
             s = {"type": "integer"}
@@ -234,7 +237,7 @@ class _Emit:
         elif t == "str":
             s = {"type": "string"}
             if it.pattern is not None:
-                s["pattern"] = it.pattern
+                s["pattern"] = f"^(?:{it.pattern})$"
         elif t == "bool":
             s = {"type": "boolean"}
         elif t == "map":
@@ -268,7 +271,8 @@ class _Emit:
             elif k.prefix is not None:
                 rest = k.item.pattern or ".*"
                 rest = rest[1:] if rest.startswith("^") else rest
-                props[k.name] = {"type": "string", "pattern": "^" + re.escape(k.prefix) + rest}
+                rest = rest[:-1] if rest.endswith("$") and not rest.endswith("\\$") else rest
+                props[k.name] = {"type": "string", "pattern": f"^{re.escape(k.prefix)}(?:{rest})$"}
             elif k.numbered:
                 assert k.item.items is not None
                 for w in k.wire_keys():
@@ -401,6 +405,11 @@ def json_context(spec: Any) -> dict[str, Any]:
                 "snake": m.name,
                 "fields": e.fields(m),
                 "decode": e.decode_lines(m),
+                "const_checks": [
+                    (k.name, k.const, e.path(m, k.name))
+                    for k in m.keys
+                    if k.const is not None and not k.selector
+                ],
                 "wire": e.wire_lines(m),
                 "schema": e.schema(m, spec.enums),
                 "strategy": e.strategy_kwargs(m, spec.enums),
@@ -415,9 +424,10 @@ def json_context(spec: Any) -> dict[str, Any]:
         "schemas": {m.name: e.schema(m, spec.enums) for m in model.messages},
         "regexes": e.regexes,
         "value_sets": e.value_sets,
-        "selector_const": _constant_name(sel or ""),
+        "flag_enums": {n for n, x in spec.enums.items() if x.flags},
+        "selector_const": constant_name(sel or ""),
         "consts": [
-            (m.selector.const, m.class_name, m.name)
+            (m.selector.const, m.class_name, m.name, type(m.selector.const).__name__)
             for m in model.messages
             if m.selector_kind == "const" and m.selector is not None
         ],

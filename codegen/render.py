@@ -709,6 +709,8 @@ def _render_codec_and_strategies(
     """The codec module and the strategies module of a family without a construct oracle."""
     env = _environment()
     env.filters["snake"] = _snake
+    env.filters["docstring"] = _docstring_text
+    env.filters["comment"] = _comment_text
     context: dict[str, Any] = dict(
         spec=spec,
         spec_name=name,
@@ -761,6 +763,17 @@ def _msgpack_strategy_exports(spec: Spec) -> list[str]:
     if m.select:
         names.append("message_values")
     return _sort_all(set(names))
+
+
+def _docstring_text(text: str) -> str:
+    """Text that stays a docstring: backslashes and quotes escaped, no quote at the end."""
+    text = " ".join(text.split()).replace("\\", "\\\\").replace('"', '\\"')
+    return text
+
+
+def _comment_text(text: str) -> str:
+    """Text on one comment line."""
+    return " ".join(text.split())
 
 
 def _snake(name: str) -> str:

@@ -117,6 +117,11 @@ class LineFramer:
             raise LocalProtocolError(
                 f"terminator={terminator!r} must be non-empty bytes", protocol=PROTOCOL
             )
+        if any(terminator[:i] == terminator[-i:] for i in range(1, len(terminator))):
+            raise LocalProtocolError(
+                f"terminator={terminator!r} overlaps itself; lines would be ambiguous",
+                protocol=PROTOCOL,
+            )
         if max_line_bytes < 1:
             raise LocalProtocolError(
                 f"max_line_bytes={max_line_bytes} must be at least 1", protocol=PROTOCOL

@@ -278,6 +278,16 @@ def _fail(message: str, path: str) -> FieldValueError:
     return FieldValueError(message, protocol=PROTOCOL, field_path=path[len(PROTOCOL) + 1 :])
 
 
+def _local(message: str, path: str) -> LocalProtocolError:
+    return LocalProtocolError(message, protocol=PROTOCOL, field_path=path[len(PROTOCOL) + 1 :])
+
+
+def _const(obj: dict[str, Any], key: str, value: Any, path: str) -> None:
+    got = _get(obj, key, path)
+    if type(got) is not type(value) or got != value:
+        raise _fail(f"expected {value!r}, got {got!r}", path)
+
+
 def _kind(value: Any) -> str:
     return {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}.get(
         type(value), "number"
@@ -433,6 +443,9 @@ def _decode_command(obj: dict[str, Any]) -> Command:
 
 
 def _wire_command(msg: Command) -> dict[str, Any]:
+    clash = _KEYS_COMMAND.intersection(msg.details)
+    if clash:
+        raise _local(f"details repeat the key(s) {sorted(clash)}", "m2.command.details")
     d: dict[str, Any] = dict(msg.details)
     d["id"] = "cmd_" + msg.name
     d["sequence_id"] = msg.sequence_id
@@ -547,6 +560,9 @@ def _decode_event(obj: dict[str, Any]) -> Event:
 
 
 def _wire_event(msg: Event) -> dict[str, Any]:
+    clash = _KEYS_EVENT.intersection(msg.details)
+    if clash:
+        raise _local(f"details repeat the key(s) {sorted(clash)}", "m2.event.details")
     d: dict[str, Any] = dict(msg.details)
     d["id"] = "evt_" + msg.name
     if msg.compName is not None:
@@ -601,6 +617,9 @@ def _decode_telemetry(obj: dict[str, Any]) -> Telemetry:
 
 
 def _wire_telemetry(msg: Telemetry) -> dict[str, Any]:
+    clash = _KEYS_TELEMETRY.intersection(msg.details)
+    if clash:
+        raise _local(f"details repeat the key(s) {sorted(clash)}", "m2.telemetry.details")
     d: dict[str, Any] = dict(msg.details)
     d["id"] = "tel_" + msg.name
     if msg.compName is not None:
@@ -842,6 +861,9 @@ def _decode_server_message(obj: dict[str, Any]) -> ServerMessage:
 
 
 def _wire_server_message(msg: ServerMessage) -> dict[str, Any]:
+    clash = _KEYS_SERVER_MESSAGE.intersection(msg.details)
+    if clash:
+        raise _local(f"details repeat the key(s) {sorted(clash)}", "m2.server_message.details")
     d: dict[str, Any] = {}
     d["id"] = msg.name
     d.update(msg.details)
@@ -3885,7 +3907,7 @@ def decode_message(obj: Any) -> Message:
     except KeyError:
         raise FieldValueError("the key id is missing", protocol=PROTOCOL, field_path="id") from None
     kind = type(selector)
-    decoder = _DECODERS.get((kind, selector)) if kind is str or kind is int else None
+    decoder = _DECODERS.get((kind, selector)) if kind in (str, int, bool) else None
     if decoder is not None:
         return decoder(obj)
     if kind is str and selector.startswith("cmd_"):
@@ -3914,7 +3936,12 @@ def to_dict(msg: Message) -> dict[str, Any]:
 
 def encode(msg: Message) -> bytes:
     """The line of a message; every value is checked first (``LocalProtocolError``)."""
-    wire = _WIRE[type(msg)](msg)
+    try:
+        wire = _WIRE[type(msg)](msg)
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise LocalProtocolError(
+            f"cannot write {type(msg).__name__}: {exc}", protocol=PROTOCOL
+        ) from None
     try:
         _BY_CLASS[type(msg)](wire)
     except FieldValueError as exc:
@@ -3931,7 +3958,7 @@ SCHEMAS: Final[dict[str, dict[str, Any]]] = {
         "title": "m2.command",
         "type": "object",
         "properties": {
-            "id": {"type": "string", "pattern": "^cmd_[A-Za-z0-9_]+$"},
+            "id": {"type": "string", "pattern": "^cmd_(?:[A-Za-z0-9_]+)$"},
             "sequence_id": {"type": "integer", "minimum": 1, "maximum": 2147483647},
         },
         "required": ["id", "sequence_id"],
@@ -3955,7 +3982,7 @@ SCHEMAS: Final[dict[str, dict[str, Any]]] = {
         "title": "m2.event",
         "type": "object",
         "properties": {
-            "id": {"type": "string", "pattern": "^evt_[A-Za-z0-9_]+$"},
+            "id": {"type": "string", "pattern": "^evt_(?:[A-Za-z0-9_]+)$"},
             "compName": {"type": "string"},
         },
         "required": ["id"],
@@ -3966,7 +3993,7 @@ SCHEMAS: Final[dict[str, dict[str, Any]]] = {
         "title": "m2.telemetry",
         "type": "object",
         "properties": {
-            "id": {"type": "string", "pattern": "^tel_[A-Za-z0-9_]+$"},
+            "id": {"type": "string", "pattern": "^tel_(?:[A-Za-z0-9_]+)$"},
             "compName": {"type": "string"},
         },
         "required": ["id"],

@@ -180,6 +180,16 @@ def _fail(message: str, path: str) -> FieldValueError:
     return FieldValueError(message, protocol=PROTOCOL, field_path=path[len(PROTOCOL) + 1 :])
 
 
+def _local(message: str, path: str) -> LocalProtocolError:
+    return LocalProtocolError(message, protocol=PROTOCOL, field_path=path[len(PROTOCOL) + 1 :])
+
+
+def _const(obj: dict[str, Any], key: str, value: Any, path: str) -> None:
+    got = _get(obj, key, path)
+    if type(got) is not type(value) or got != value:
+        raise _fail(f"expected {value!r}, got {got!r}", path)
+
+
 def _kind(value: Any) -> str:
     return {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}.get(
         type(value), "number"
@@ -906,14 +916,34 @@ def _decode_azimuth_cable_wrap(obj: dict[str, Any]) -> AzimuthCableWrap:
 def _wire_azimuth_cable_wrap(msg: AzimuthCableWrap) -> dict[str, Any]:
     d: dict[str, Any] = {}
     d["topicID"] = 3
+    if len(msg.actualPositionDrive) != 2:
+        raise _local(
+            f"actualPositionDrive holds {len(msg.actualPositionDrive)} values, not 2",
+            "mtmount_telemetry.azimuth_cable_wrap.actualPositionDrive",
+        )
+    if len(msg.actualPositionDriveTimestamp) != 2:
+        raise _local(
+            f"actualPositionDriveTimestamp holds {len(msg.actualPositionDriveTimestamp)} values, not 2",
+            "mtmount_telemetry.azimuth_cable_wrap.actualPositionDriveTimestamp",
+        )
     for i, x in enumerate(msg.actualPositionDrive, 1):
-        d[f"actualPositionDrive{i}"] = x
+        d["actualPositionDrive" + str(i)] = x
     for i, x in enumerate(msg.actualPositionDriveTimestamp, 1):
-        d[f"actualPositionDrive{i}Timestamp"] = x
+        d["actualPositionDrive" + str(i) + "Timestamp"] = x
+    if len(msg.actualVelocityDrive) != 2:
+        raise _local(
+            f"actualVelocityDrive holds {len(msg.actualVelocityDrive)} values, not 2",
+            "mtmount_telemetry.azimuth_cable_wrap.actualVelocityDrive",
+        )
+    if len(msg.actualVelocityDriveTimestamp) != 2:
+        raise _local(
+            f"actualVelocityDriveTimestamp holds {len(msg.actualVelocityDriveTimestamp)} values, not 2",
+            "mtmount_telemetry.azimuth_cable_wrap.actualVelocityDriveTimestamp",
+        )
     for i, x in enumerate(msg.actualVelocityDrive, 1):
-        d[f"actualVelocityDrive{i}"] = x
+        d["actualVelocityDrive" + str(i)] = x
     for i, x in enumerate(msg.actualVelocityDriveTimestamp, 1):
-        d[f"actualVelocityDrive{i}Timestamp"] = x
+        d["actualVelocityDrive" + str(i) + "Timestamp"] = x
     d["timestamp"] = msg.timestamp
     return d
 
@@ -1110,22 +1140,62 @@ def _decode_azimuth_drives_thermal(obj: dict[str, Any]) -> AzimuthDrivesThermal:
 def _wire_azimuth_drives_thermal(msg: AzimuthDrivesThermal) -> dict[str, Any]:
     d: dict[str, Any] = {}
     d["topicID"] = 4
+    if len(msg.actualTemperature) != 16:
+        raise _local(
+            f"actualTemperature holds {len(msg.actualTemperature)} values, not 16",
+            "mtmount_telemetry.azimuth_drives_thermal.actualTemperature",
+        )
+    if len(msg.actualTemperatureTimestamp) != 16:
+        raise _local(
+            f"actualTemperatureTimestamp holds {len(msg.actualTemperatureTimestamp)} values, not 16",
+            "mtmount_telemetry.azimuth_drives_thermal.actualTemperatureTimestamp",
+        )
     for i, x in enumerate(msg.actualTemperature, 1):
-        d[f"actualTemperature{i}"] = x
+        d["actualTemperature" + str(i)] = x
     for i, x in enumerate(msg.actualTemperatureTimestamp, 1):
-        d[f"actualTemperature{i}Timestamp"] = x
+        d["actualTemperature" + str(i) + "Timestamp"] = x
+    if len(msg.actualValvePositionAzimuth) != 4:
+        raise _local(
+            f"actualValvePositionAzimuth holds {len(msg.actualValvePositionAzimuth)} values, not 4",
+            "mtmount_telemetry.azimuth_drives_thermal.actualValvePositionAzimuth",
+        )
+    if len(msg.actualValvePositionAzimuthTimestamp) != 4:
+        raise _local(
+            f"actualValvePositionAzimuthTimestamp holds {len(msg.actualValvePositionAzimuthTimestamp)} values, not 4",
+            "mtmount_telemetry.azimuth_drives_thermal.actualValvePositionAzimuthTimestamp",
+        )
     for i, x in enumerate(msg.actualValvePositionAzimuth, 1):
-        d[f"actualValvePositionAzimuth{i}"] = x
+        d["actualValvePositionAzimuth" + str(i)] = x
     for i, x in enumerate(msg.actualValvePositionAzimuthTimestamp, 1):
-        d[f"actualValvePositionAzimuth{i}Timestamp"] = x
+        d["actualValvePositionAzimuth" + str(i) + "Timestamp"] = x
+    if len(msg.setpointTemperature) != 4:
+        raise _local(
+            f"setpointTemperature holds {len(msg.setpointTemperature)} values, not 4",
+            "mtmount_telemetry.azimuth_drives_thermal.setpointTemperature",
+        )
+    if len(msg.setpointTemperatureTimestamp) != 4:
+        raise _local(
+            f"setpointTemperatureTimestamp holds {len(msg.setpointTemperatureTimestamp)} values, not 4",
+            "mtmount_telemetry.azimuth_drives_thermal.setpointTemperatureTimestamp",
+        )
     for i, x in enumerate(msg.setpointTemperature, 1):
-        d[f"setpointTemperature{i}"] = x
+        d["setpointTemperature" + str(i)] = x
     for i, x in enumerate(msg.setpointTemperatureTimestamp, 1):
-        d[f"setpointTemperature{i}Timestamp"] = x
+        d["setpointTemperature" + str(i) + "Timestamp"] = x
+    if len(msg.setpointValvePositionAzimuth) != 4:
+        raise _local(
+            f"setpointValvePositionAzimuth holds {len(msg.setpointValvePositionAzimuth)} values, not 4",
+            "mtmount_telemetry.azimuth_drives_thermal.setpointValvePositionAzimuth",
+        )
+    if len(msg.setpointValvePositionAzimuthTimestamp) != 4:
+        raise _local(
+            f"setpointValvePositionAzimuthTimestamp holds {len(msg.setpointValvePositionAzimuthTimestamp)} values, not 4",
+            "mtmount_telemetry.azimuth_drives_thermal.setpointValvePositionAzimuthTimestamp",
+        )
     for i, x in enumerate(msg.setpointValvePositionAzimuth, 1):
-        d[f"setpointValvePositionAzimuth{i}"] = x
+        d["setpointValvePositionAzimuth" + str(i)] = x
     for i, x in enumerate(msg.setpointValvePositionAzimuthTimestamp, 1):
-        d[f"setpointValvePositionAzimuth{i}Timestamp"] = x
+        d["setpointValvePositionAzimuth" + str(i) + "Timestamp"] = x
     d["timestamp"] = msg.timestamp
     return d
 
@@ -1244,10 +1314,20 @@ def _decode_azimuth_drives(obj: dict[str, Any]) -> AzimuthDrives:
 def _wire_azimuth_drives(msg: AzimuthDrives) -> dict[str, Any]:
     d: dict[str, Any] = {}
     d["topicID"] = 5
+    if len(msg.current) != 16:
+        raise _local(
+            f"current holds {len(msg.current)} values, not 16",
+            "mtmount_telemetry.azimuth_drives.current",
+        )
+    if len(msg.currentTimestamp) != 16:
+        raise _local(
+            f"currentTimestamp holds {len(msg.currentTimestamp)} values, not 16",
+            "mtmount_telemetry.azimuth_drives.currentTimestamp",
+        )
     for i, x in enumerate(msg.current, 1):
-        d[f"current{i}"] = x
+        d["current" + str(i)] = x
     for i, x in enumerate(msg.currentTimestamp, 1):
-        d[f"current{i}Timestamp"] = x
+        d["current" + str(i) + "Timestamp"] = x
     d["timestamp"] = msg.timestamp
     return d
 
@@ -1587,18 +1667,48 @@ def _decode_balancing(obj: dict[str, Any]) -> Balancing:
 def _wire_balancing(msg: Balancing) -> dict[str, Any]:
     d: dict[str, Any] = {}
     d["topicID"] = 7
+    if len(msg.actualPosition) != 4:
+        raise _local(
+            f"actualPosition holds {len(msg.actualPosition)} values, not 4",
+            "mtmount_telemetry.balancing.actualPosition",
+        )
+    if len(msg.actualPositionTimestamp) != 4:
+        raise _local(
+            f"actualPositionTimestamp holds {len(msg.actualPositionTimestamp)} values, not 4",
+            "mtmount_telemetry.balancing.actualPositionTimestamp",
+        )
     for i, x in enumerate(msg.actualPosition, 1):
-        d[f"actualPosition{i}"] = x
+        d["actualPosition" + str(i)] = x
     for i, x in enumerate(msg.actualPositionTimestamp, 1):
-        d[f"actualPosition{i}Timestamp"] = x
+        d["actualPosition" + str(i) + "Timestamp"] = x
+    if len(msg.actualTorquePercentage) != 4:
+        raise _local(
+            f"actualTorquePercentage holds {len(msg.actualTorquePercentage)} values, not 4",
+            "mtmount_telemetry.balancing.actualTorquePercentage",
+        )
+    if len(msg.actualTorquePercentageTimestamp) != 4:
+        raise _local(
+            f"actualTorquePercentageTimestamp holds {len(msg.actualTorquePercentageTimestamp)} values, not 4",
+            "mtmount_telemetry.balancing.actualTorquePercentageTimestamp",
+        )
     for i, x in enumerate(msg.actualTorquePercentage, 1):
-        d[f"actualTorquePercentage{i}"] = x
+        d["actualTorquePercentage" + str(i)] = x
     for i, x in enumerate(msg.actualTorquePercentageTimestamp, 1):
-        d[f"actualTorquePercentage{i}Timestamp"] = x
+        d["actualTorquePercentage" + str(i) + "Timestamp"] = x
+    if len(msg.actualVelocity) != 4:
+        raise _local(
+            f"actualVelocity holds {len(msg.actualVelocity)} values, not 4",
+            "mtmount_telemetry.balancing.actualVelocity",
+        )
+    if len(msg.actualVelocityTimestamp) != 4:
+        raise _local(
+            f"actualVelocityTimestamp holds {len(msg.actualVelocityTimestamp)} values, not 4",
+            "mtmount_telemetry.balancing.actualVelocityTimestamp",
+        )
     for i, x in enumerate(msg.actualVelocity, 1):
-        d[f"actualVelocity{i}"] = x
+        d["actualVelocity" + str(i)] = x
     for i, x in enumerate(msg.actualVelocityTimestamp, 1):
-        d[f"actualVelocity{i}Timestamp"] = x
+        d["actualVelocity" + str(i) + "Timestamp"] = x
     d["timestamp"] = msg.timestamp
     return d
 
@@ -1759,10 +1869,20 @@ def _wire_camera_cable_wrap(msg: CameraCableWrap) -> dict[str, Any]:
     d["topicID"] = 8
     d["actualPosition"] = msg.actualPosition
     d["actualPositionTimestamp"] = msg.actualPositionTimestamp
+    if len(msg.actualTorquePercentage) != 2:
+        raise _local(
+            f"actualTorquePercentage holds {len(msg.actualTorquePercentage)} values, not 2",
+            "mtmount_telemetry.camera_cable_wrap.actualTorquePercentage",
+        )
+    if len(msg.actualTorquePercentageTimestamp) != 2:
+        raise _local(
+            f"actualTorquePercentageTimestamp holds {len(msg.actualTorquePercentageTimestamp)} values, not 2",
+            "mtmount_telemetry.camera_cable_wrap.actualTorquePercentageTimestamp",
+        )
     for i, x in enumerate(msg.actualTorquePercentage, 1):
-        d[f"actualTorquePercentage{i}"] = x
+        d["actualTorquePercentage" + str(i)] = x
     for i, x in enumerate(msg.actualTorquePercentageTimestamp, 1):
-        d[f"actualTorquePercentage{i}Timestamp"] = x
+        d["actualTorquePercentage" + str(i) + "Timestamp"] = x
     d["actualVelocity"] = msg.actualVelocity
     d["actualVelocityTimestamp"] = msg.actualVelocityTimestamp
     d["demandPosition"] = msg.demandPosition
@@ -3089,22 +3209,62 @@ def _decode_deployable_platforms(obj: dict[str, Any]) -> DeployablePlatforms:
 def _wire_deployable_platforms(msg: DeployablePlatforms) -> dict[str, Any]:
     d: dict[str, Any] = {}
     d["topicID"] = 11
+    if len(msg.actualPositionPlatform1Section) != 2:
+        raise _local(
+            f"actualPositionPlatform1Section holds {len(msg.actualPositionPlatform1Section)} values, not 2",
+            "mtmount_telemetry.deployable_platforms.actualPositionPlatform1Section",
+        )
+    if len(msg.actualPositionPlatform1SectionTimestamp) != 2:
+        raise _local(
+            f"actualPositionPlatform1SectionTimestamp holds {len(msg.actualPositionPlatform1SectionTimestamp)} values, not 2",
+            "mtmount_telemetry.deployable_platforms.actualPositionPlatform1SectionTimestamp",
+        )
     for i, x in enumerate(msg.actualPositionPlatform1Section, 1):
-        d[f"actualPositionPlatform1Section{i}"] = x
+        d["actualPositionPlatform1Section" + str(i)] = x
     for i, x in enumerate(msg.actualPositionPlatform1SectionTimestamp, 1):
-        d[f"actualPositionPlatform1Section{i}Timestamp"] = x
+        d["actualPositionPlatform1Section" + str(i) + "Timestamp"] = x
+    if len(msg.actualPositionPlatform2Section) != 2:
+        raise _local(
+            f"actualPositionPlatform2Section holds {len(msg.actualPositionPlatform2Section)} values, not 2",
+            "mtmount_telemetry.deployable_platforms.actualPositionPlatform2Section",
+        )
+    if len(msg.actualPositionPlatform2SectionTimestamp) != 2:
+        raise _local(
+            f"actualPositionPlatform2SectionTimestamp holds {len(msg.actualPositionPlatform2SectionTimestamp)} values, not 2",
+            "mtmount_telemetry.deployable_platforms.actualPositionPlatform2SectionTimestamp",
+        )
     for i, x in enumerate(msg.actualPositionPlatform2Section, 1):
-        d[f"actualPositionPlatform2Section{i}"] = x
+        d["actualPositionPlatform2Section" + str(i)] = x
     for i, x in enumerate(msg.actualPositionPlatform2SectionTimestamp, 1):
-        d[f"actualPositionPlatform2Section{i}Timestamp"] = x
+        d["actualPositionPlatform2Section" + str(i) + "Timestamp"] = x
+    if len(msg.actualTorquePercentagePlatform1Drive) != 2:
+        raise _local(
+            f"actualTorquePercentagePlatform1Drive holds {len(msg.actualTorquePercentagePlatform1Drive)} values, not 2",
+            "mtmount_telemetry.deployable_platforms.actualTorquePercentagePlatform1Drive",
+        )
+    if len(msg.actualTorquePercentagePlatform1DriveTimestamp) != 2:
+        raise _local(
+            f"actualTorquePercentagePlatform1DriveTimestamp holds {len(msg.actualTorquePercentagePlatform1DriveTimestamp)} values, not 2",
+            "mtmount_telemetry.deployable_platforms.actualTorquePercentagePlatform1DriveTimestamp",
+        )
     for i, x in enumerate(msg.actualTorquePercentagePlatform1Drive, 1):
-        d[f"actualTorquePercentagePlatform1Drive{i}"] = x
+        d["actualTorquePercentagePlatform1Drive" + str(i)] = x
     for i, x in enumerate(msg.actualTorquePercentagePlatform1DriveTimestamp, 1):
-        d[f"actualTorquePercentagePlatform1Drive{i}Timestamp"] = x
+        d["actualTorquePercentagePlatform1Drive" + str(i) + "Timestamp"] = x
+    if len(msg.actualTorquePercentagePlatform2Drive) != 2:
+        raise _local(
+            f"actualTorquePercentagePlatform2Drive holds {len(msg.actualTorquePercentagePlatform2Drive)} values, not 2",
+            "mtmount_telemetry.deployable_platforms.actualTorquePercentagePlatform2Drive",
+        )
+    if len(msg.actualTorquePercentagePlatform2DriveTimestamp) != 2:
+        raise _local(
+            f"actualTorquePercentagePlatform2DriveTimestamp holds {len(msg.actualTorquePercentagePlatform2DriveTimestamp)} values, not 2",
+            "mtmount_telemetry.deployable_platforms.actualTorquePercentagePlatform2DriveTimestamp",
+        )
     for i, x in enumerate(msg.actualTorquePercentagePlatform2Drive, 1):
-        d[f"actualTorquePercentagePlatform2Drive{i}"] = x
+        d["actualTorquePercentagePlatform2Drive" + str(i)] = x
     for i, x in enumerate(msg.actualTorquePercentagePlatform2DriveTimestamp, 1):
-        d[f"actualTorquePercentagePlatform2Drive{i}Timestamp"] = x
+        d["actualTorquePercentagePlatform2Drive" + str(i) + "Timestamp"] = x
     d["timestamp"] = msg.timestamp
     return d
 
@@ -3845,18 +4005,48 @@ def _wire_elevation_drives_thermal(msg: ElevationDrivesThermal) -> dict[str, Any
     d["actualTemperature6Timestamp"] = msg.actualTemperature6Timestamp
     d["actualTemperature8"] = msg.actualTemperature8
     d["actualTemperature8Timestamp"] = msg.actualTemperature8Timestamp
+    if len(msg.actualValvePositionElevation) != 2:
+        raise _local(
+            f"actualValvePositionElevation holds {len(msg.actualValvePositionElevation)} values, not 2",
+            "mtmount_telemetry.elevation_drives_thermal.actualValvePositionElevation",
+        )
+    if len(msg.actualValvePositionElevationTimestamp) != 2:
+        raise _local(
+            f"actualValvePositionElevationTimestamp holds {len(msg.actualValvePositionElevationTimestamp)} values, not 2",
+            "mtmount_telemetry.elevation_drives_thermal.actualValvePositionElevationTimestamp",
+        )
     for i, x in enumerate(msg.actualValvePositionElevation, 1):
-        d[f"actualValvePositionElevation{i}"] = x
+        d["actualValvePositionElevation" + str(i)] = x
     for i, x in enumerate(msg.actualValvePositionElevationTimestamp, 1):
-        d[f"actualValvePositionElevation{i}Timestamp"] = x
+        d["actualValvePositionElevation" + str(i) + "Timestamp"] = x
+    if len(msg.setpointTemperature) != 2:
+        raise _local(
+            f"setpointTemperature holds {len(msg.setpointTemperature)} values, not 2",
+            "mtmount_telemetry.elevation_drives_thermal.setpointTemperature",
+        )
+    if len(msg.setpointTemperatureTimestamp) != 2:
+        raise _local(
+            f"setpointTemperatureTimestamp holds {len(msg.setpointTemperatureTimestamp)} values, not 2",
+            "mtmount_telemetry.elevation_drives_thermal.setpointTemperatureTimestamp",
+        )
     for i, x in enumerate(msg.setpointTemperature, 1):
-        d[f"setpointTemperature{i}"] = x
+        d["setpointTemperature" + str(i)] = x
     for i, x in enumerate(msg.setpointTemperatureTimestamp, 1):
-        d[f"setpointTemperature{i}Timestamp"] = x
+        d["setpointTemperature" + str(i) + "Timestamp"] = x
+    if len(msg.setpointValvePositionElevation) != 2:
+        raise _local(
+            f"setpointValvePositionElevation holds {len(msg.setpointValvePositionElevation)} values, not 2",
+            "mtmount_telemetry.elevation_drives_thermal.setpointValvePositionElevation",
+        )
+    if len(msg.setpointValvePositionElevationTimestamp) != 2:
+        raise _local(
+            f"setpointValvePositionElevationTimestamp holds {len(msg.setpointValvePositionElevationTimestamp)} values, not 2",
+            "mtmount_telemetry.elevation_drives_thermal.setpointValvePositionElevationTimestamp",
+        )
     for i, x in enumerate(msg.setpointValvePositionElevation, 1):
-        d[f"setpointValvePositionElevation{i}"] = x
+        d["setpointValvePositionElevation" + str(i)] = x
     for i, x in enumerate(msg.setpointValvePositionElevationTimestamp, 1):
-        d[f"setpointValvePositionElevation{i}Timestamp"] = x
+        d["setpointValvePositionElevation" + str(i) + "Timestamp"] = x
     d["timestamp"] = msg.timestamp
     return d
 
@@ -3987,10 +4177,20 @@ def _decode_elevation_drives(obj: dict[str, Any]) -> ElevationDrives:
 def _wire_elevation_drives(msg: ElevationDrives) -> dict[str, Any]:
     d: dict[str, Any] = {}
     d["topicID"] = 14
+    if len(msg.current) != 12:
+        raise _local(
+            f"current holds {len(msg.current)} values, not 12",
+            "mtmount_telemetry.elevation_drives.current",
+        )
+    if len(msg.currentTimestamp) != 12:
+        raise _local(
+            f"currentTimestamp holds {len(msg.currentTimestamp)} values, not 12",
+            "mtmount_telemetry.elevation_drives.currentTimestamp",
+        )
     for i, x in enumerate(msg.current, 1):
-        d[f"current{i}"] = x
+        d["current" + str(i)] = x
     for i, x in enumerate(msg.currentTimestamp, 1):
-        d[f"current{i}Timestamp"] = x
+        d["current" + str(i) + "Timestamp"] = x
     d["timestamp"] = msg.timestamp
     return d
 
@@ -4498,38 +4698,118 @@ def _decode_encoder(obj: dict[str, Any]) -> Encoder:
 def _wire_encoder(msg: Encoder) -> dict[str, Any]:
     d: dict[str, Any] = {}
     d["topicID"] = 16
+    if len(msg.azimuthEncoderAbsolutePosition) != 4:
+        raise _local(
+            f"azimuthEncoderAbsolutePosition holds {len(msg.azimuthEncoderAbsolutePosition)} values, not 4",
+            "mtmount_telemetry.encoder.azimuthEncoderAbsolutePosition",
+        )
+    if len(msg.azimuthEncoderAbsolutePositionTimestamp) != 4:
+        raise _local(
+            f"azimuthEncoderAbsolutePositionTimestamp holds {len(msg.azimuthEncoderAbsolutePositionTimestamp)} values, not 4",
+            "mtmount_telemetry.encoder.azimuthEncoderAbsolutePositionTimestamp",
+        )
     for i, x in enumerate(msg.azimuthEncoderAbsolutePosition, 1):
-        d[f"azimuthEncoderAbsolutePosition{i}"] = x
+        d["azimuthEncoderAbsolutePosition" + str(i)] = x
     for i, x in enumerate(msg.azimuthEncoderAbsolutePositionTimestamp, 1):
-        d[f"azimuthEncoderAbsolutePosition{i}Timestamp"] = x
+        d["azimuthEncoderAbsolutePosition" + str(i) + "Timestamp"] = x
+    if len(msg.azimuthEncoderPosition) != 4:
+        raise _local(
+            f"azimuthEncoderPosition holds {len(msg.azimuthEncoderPosition)} values, not 4",
+            "mtmount_telemetry.encoder.azimuthEncoderPosition",
+        )
+    if len(msg.azimuthEncoderPositionTimestamp) != 4:
+        raise _local(
+            f"azimuthEncoderPositionTimestamp holds {len(msg.azimuthEncoderPositionTimestamp)} values, not 4",
+            "mtmount_telemetry.encoder.azimuthEncoderPositionTimestamp",
+        )
     for i, x in enumerate(msg.azimuthEncoderPosition, 1):
-        d[f"azimuthEncoderPosition{i}"] = x
+        d["azimuthEncoderPosition" + str(i)] = x
     for i, x in enumerate(msg.azimuthEncoderPositionTimestamp, 1):
-        d[f"azimuthEncoderPosition{i}Timestamp"] = x
+        d["azimuthEncoderPosition" + str(i) + "Timestamp"] = x
+    if len(msg.azimuthEncoderRelativePosition) != 4:
+        raise _local(
+            f"azimuthEncoderRelativePosition holds {len(msg.azimuthEncoderRelativePosition)} values, not 4",
+            "mtmount_telemetry.encoder.azimuthEncoderRelativePosition",
+        )
+    if len(msg.azimuthEncoderRelativePositionTimestamp) != 4:
+        raise _local(
+            f"azimuthEncoderRelativePositionTimestamp holds {len(msg.azimuthEncoderRelativePositionTimestamp)} values, not 4",
+            "mtmount_telemetry.encoder.azimuthEncoderRelativePositionTimestamp",
+        )
     for i, x in enumerate(msg.azimuthEncoderRelativePosition, 1):
-        d[f"azimuthEncoderRelativePosition{i}"] = x
+        d["azimuthEncoderRelativePosition" + str(i)] = x
     for i, x in enumerate(msg.azimuthEncoderRelativePositionTimestamp, 1):
-        d[f"azimuthEncoderRelativePosition{i}Timestamp"] = x
+        d["azimuthEncoderRelativePosition" + str(i) + "Timestamp"] = x
+    if len(msg.elevationEncoderAbsolutePosition) != 4:
+        raise _local(
+            f"elevationEncoderAbsolutePosition holds {len(msg.elevationEncoderAbsolutePosition)} values, not 4",
+            "mtmount_telemetry.encoder.elevationEncoderAbsolutePosition",
+        )
+    if len(msg.elevationEncoderAbsolutePositionTimestamp) != 4:
+        raise _local(
+            f"elevationEncoderAbsolutePositionTimestamp holds {len(msg.elevationEncoderAbsolutePositionTimestamp)} values, not 4",
+            "mtmount_telemetry.encoder.elevationEncoderAbsolutePositionTimestamp",
+        )
     for i, x in enumerate(msg.elevationEncoderAbsolutePosition, 1):
-        d[f"elevationEncoderAbsolutePosition{i}"] = x
+        d["elevationEncoderAbsolutePosition" + str(i)] = x
     for i, x in enumerate(msg.elevationEncoderAbsolutePositionTimestamp, 1):
-        d[f"elevationEncoderAbsolutePosition{i}Timestamp"] = x
+        d["elevationEncoderAbsolutePosition" + str(i) + "Timestamp"] = x
+    if len(msg.elevationEncoderPosition) != 4:
+        raise _local(
+            f"elevationEncoderPosition holds {len(msg.elevationEncoderPosition)} values, not 4",
+            "mtmount_telemetry.encoder.elevationEncoderPosition",
+        )
+    if len(msg.elevationEncoderPositionTimestamp) != 4:
+        raise _local(
+            f"elevationEncoderPositionTimestamp holds {len(msg.elevationEncoderPositionTimestamp)} values, not 4",
+            "mtmount_telemetry.encoder.elevationEncoderPositionTimestamp",
+        )
     for i, x in enumerate(msg.elevationEncoderPosition, 1):
-        d[f"elevationEncoderPosition{i}"] = x
+        d["elevationEncoderPosition" + str(i)] = x
     for i, x in enumerate(msg.elevationEncoderPositionTimestamp, 1):
-        d[f"elevationEncoderPosition{i}Timestamp"] = x
+        d["elevationEncoderPosition" + str(i) + "Timestamp"] = x
+    if len(msg.elevationEncoderRelativePosition) != 4:
+        raise _local(
+            f"elevationEncoderRelativePosition holds {len(msg.elevationEncoderRelativePosition)} values, not 4",
+            "mtmount_telemetry.encoder.elevationEncoderRelativePosition",
+        )
+    if len(msg.elevationEncoderRelativePositionTimestamp) != 4:
+        raise _local(
+            f"elevationEncoderRelativePositionTimestamp holds {len(msg.elevationEncoderRelativePositionTimestamp)} values, not 4",
+            "mtmount_telemetry.encoder.elevationEncoderRelativePositionTimestamp",
+        )
     for i, x in enumerate(msg.elevationEncoderRelativePosition, 1):
-        d[f"elevationEncoderRelativePosition{i}"] = x
+        d["elevationEncoderRelativePosition" + str(i)] = x
     for i, x in enumerate(msg.elevationEncoderRelativePositionTimestamp, 1):
-        d[f"elevationEncoderRelativePosition{i}Timestamp"] = x
+        d["elevationEncoderRelativePosition" + str(i) + "Timestamp"] = x
+    if len(msg.encoderHeadReadReferenceAZ) != 4:
+        raise _local(
+            f"encoderHeadReadReferenceAZ holds {len(msg.encoderHeadReadReferenceAZ)} values, not 4",
+            "mtmount_telemetry.encoder.encoderHeadReadReferenceAZ",
+        )
+    if len(msg.encoderHeadReadReferenceAZTimestamp) != 4:
+        raise _local(
+            f"encoderHeadReadReferenceAZTimestamp holds {len(msg.encoderHeadReadReferenceAZTimestamp)} values, not 4",
+            "mtmount_telemetry.encoder.encoderHeadReadReferenceAZTimestamp",
+        )
     for i, x in enumerate(msg.encoderHeadReadReferenceAZ, 1):
-        d[f"encoderHeadReadReferenceAZ{i}"] = x
+        d["encoderHeadReadReferenceAZ" + str(i)] = x
     for i, x in enumerate(msg.encoderHeadReadReferenceAZTimestamp, 1):
-        d[f"encoderHeadReadReferenceAZ{i}Timestamp"] = x
+        d["encoderHeadReadReferenceAZ" + str(i) + "Timestamp"] = x
+    if len(msg.encoderHeadReadReferenceEL) != 4:
+        raise _local(
+            f"encoderHeadReadReferenceEL holds {len(msg.encoderHeadReadReferenceEL)} values, not 4",
+            "mtmount_telemetry.encoder.encoderHeadReadReferenceEL",
+        )
+    if len(msg.encoderHeadReadReferenceELTimestamp) != 4:
+        raise _local(
+            f"encoderHeadReadReferenceELTimestamp holds {len(msg.encoderHeadReadReferenceELTimestamp)} values, not 4",
+            "mtmount_telemetry.encoder.encoderHeadReadReferenceELTimestamp",
+        )
     for i, x in enumerate(msg.encoderHeadReadReferenceEL, 1):
-        d[f"encoderHeadReadReferenceEL{i}"] = x
+        d["encoderHeadReadReferenceEL" + str(i)] = x
     for i, x in enumerate(msg.encoderHeadReadReferenceELTimestamp, 1):
-        d[f"encoderHeadReadReferenceEL{i}Timestamp"] = x
+        d["encoderHeadReadReferenceEL" + str(i) + "Timestamp"] = x
     d["timestamp"] = msg.timestamp
     return d
 
@@ -5270,66 +5550,216 @@ def _decode_capacitor_bank(obj: dict[str, Any]) -> CapacitorBank:
 def _wire_capacitor_bank(msg: CapacitorBank) -> dict[str, Any]:
     d: dict[str, Any] = {}
     d["topicID"] = 18
+    if len(msg.blownAzimuth3Fuse) != 4:
+        raise _local(
+            f"blownAzimuth3Fuse holds {len(msg.blownAzimuth3Fuse)} values, not 4",
+            "mtmount_telemetry.capacitor_bank.blownAzimuth3Fuse",
+        )
+    if len(msg.blownAzimuth3FuseTimestamp) != 4:
+        raise _local(
+            f"blownAzimuth3FuseTimestamp holds {len(msg.blownAzimuth3FuseTimestamp)} values, not 4",
+            "mtmount_telemetry.capacitor_bank.blownAzimuth3FuseTimestamp",
+        )
     for i, x in enumerate(msg.blownAzimuth3Fuse, 1):
-        d[f"blownAzimuth3Fuse{i}"] = x
+        d["blownAzimuth3Fuse" + str(i)] = x
     for i, x in enumerate(msg.blownAzimuth3FuseTimestamp, 1):
-        d[f"blownAzimuth3Fuse{i}Timestamp"] = x
+        d["blownAzimuth3Fuse" + str(i) + "Timestamp"] = x
+    if len(msg.blownAzimuth4Fuse) != 4:
+        raise _local(
+            f"blownAzimuth4Fuse holds {len(msg.blownAzimuth4Fuse)} values, not 4",
+            "mtmount_telemetry.capacitor_bank.blownAzimuth4Fuse",
+        )
+    if len(msg.blownAzimuth4FuseTimestamp) != 4:
+        raise _local(
+            f"blownAzimuth4FuseTimestamp holds {len(msg.blownAzimuth4FuseTimestamp)} values, not 4",
+            "mtmount_telemetry.capacitor_bank.blownAzimuth4FuseTimestamp",
+        )
     for i, x in enumerate(msg.blownAzimuth4Fuse, 1):
-        d[f"blownAzimuth4Fuse{i}"] = x
+        d["blownAzimuth4Fuse" + str(i)] = x
     for i, x in enumerate(msg.blownAzimuth4FuseTimestamp, 1):
-        d[f"blownAzimuth4Fuse{i}Timestamp"] = x
+        d["blownAzimuth4Fuse" + str(i) + "Timestamp"] = x
+    if len(msg.blownAzimuth5Fuse) != 4:
+        raise _local(
+            f"blownAzimuth5Fuse holds {len(msg.blownAzimuth5Fuse)} values, not 4",
+            "mtmount_telemetry.capacitor_bank.blownAzimuth5Fuse",
+        )
+    if len(msg.blownAzimuth5FuseTimestamp) != 4:
+        raise _local(
+            f"blownAzimuth5FuseTimestamp holds {len(msg.blownAzimuth5FuseTimestamp)} values, not 4",
+            "mtmount_telemetry.capacitor_bank.blownAzimuth5FuseTimestamp",
+        )
     for i, x in enumerate(msg.blownAzimuth5Fuse, 1):
-        d[f"blownAzimuth5Fuse{i}"] = x
+        d["blownAzimuth5Fuse" + str(i)] = x
     for i, x in enumerate(msg.blownAzimuth5FuseTimestamp, 1):
-        d[f"blownAzimuth5Fuse{i}Timestamp"] = x
+        d["blownAzimuth5Fuse" + str(i) + "Timestamp"] = x
+    if len(msg.blownAzimuth6Fuse) != 4:
+        raise _local(
+            f"blownAzimuth6Fuse holds {len(msg.blownAzimuth6Fuse)} values, not 4",
+            "mtmount_telemetry.capacitor_bank.blownAzimuth6Fuse",
+        )
+    if len(msg.blownAzimuth6FuseTimestamp) != 4:
+        raise _local(
+            f"blownAzimuth6FuseTimestamp holds {len(msg.blownAzimuth6FuseTimestamp)} values, not 4",
+            "mtmount_telemetry.capacitor_bank.blownAzimuth6FuseTimestamp",
+        )
     for i, x in enumerate(msg.blownAzimuth6Fuse, 1):
-        d[f"blownAzimuth6Fuse{i}"] = x
+        d["blownAzimuth6Fuse" + str(i)] = x
     for i, x in enumerate(msg.blownAzimuth6FuseTimestamp, 1):
-        d[f"blownAzimuth6Fuse{i}Timestamp"] = x
+        d["blownAzimuth6Fuse" + str(i) + "Timestamp"] = x
+    if len(msg.blownElevation7Fuse) != 6:
+        raise _local(
+            f"blownElevation7Fuse holds {len(msg.blownElevation7Fuse)} values, not 6",
+            "mtmount_telemetry.capacitor_bank.blownElevation7Fuse",
+        )
+    if len(msg.blownElevation7FuseTimestamp) != 6:
+        raise _local(
+            f"blownElevation7FuseTimestamp holds {len(msg.blownElevation7FuseTimestamp)} values, not 6",
+            "mtmount_telemetry.capacitor_bank.blownElevation7FuseTimestamp",
+        )
     for i, x in enumerate(msg.blownElevation7Fuse, 1):
-        d[f"blownElevation7Fuse{i}"] = x
+        d["blownElevation7Fuse" + str(i)] = x
     for i, x in enumerate(msg.blownElevation7FuseTimestamp, 1):
-        d[f"blownElevation7Fuse{i}Timestamp"] = x
+        d["blownElevation7Fuse" + str(i) + "Timestamp"] = x
+    if len(msg.blownElevation8Fuse) != 6:
+        raise _local(
+            f"blownElevation8Fuse holds {len(msg.blownElevation8Fuse)} values, not 6",
+            "mtmount_telemetry.capacitor_bank.blownElevation8Fuse",
+        )
+    if len(msg.blownElevation8FuseTimestamp) != 6:
+        raise _local(
+            f"blownElevation8FuseTimestamp holds {len(msg.blownElevation8FuseTimestamp)} values, not 6",
+            "mtmount_telemetry.capacitor_bank.blownElevation8FuseTimestamp",
+        )
     for i, x in enumerate(msg.blownElevation8Fuse, 1):
-        d[f"blownElevation8Fuse{i}"] = x
+        d["blownElevation8Fuse" + str(i)] = x
     for i, x in enumerate(msg.blownElevation8FuseTimestamp, 1):
-        d[f"blownElevation8Fuse{i}Timestamp"] = x
+        d["blownElevation8Fuse" + str(i) + "Timestamp"] = x
+    if len(msg.currentCapacitorBank1Fuse) != 5:
+        raise _local(
+            f"currentCapacitorBank1Fuse holds {len(msg.currentCapacitorBank1Fuse)} values, not 5",
+            "mtmount_telemetry.capacitor_bank.currentCapacitorBank1Fuse",
+        )
+    if len(msg.currentCapacitorBank1FuseTimestamp) != 5:
+        raise _local(
+            f"currentCapacitorBank1FuseTimestamp holds {len(msg.currentCapacitorBank1FuseTimestamp)} values, not 5",
+            "mtmount_telemetry.capacitor_bank.currentCapacitorBank1FuseTimestamp",
+        )
     for i, x in enumerate(msg.currentCapacitorBank1Fuse, 1):
-        d[f"currentCapacitorBank1Fuse{i}"] = x
+        d["currentCapacitorBank1Fuse" + str(i)] = x
     for i, x in enumerate(msg.currentCapacitorBank1FuseTimestamp, 1):
-        d[f"currentCapacitorBank1Fuse{i}Timestamp"] = x
+        d["currentCapacitorBank1Fuse" + str(i) + "Timestamp"] = x
+    if len(msg.currentCapacitorBank2Fuse) != 5:
+        raise _local(
+            f"currentCapacitorBank2Fuse holds {len(msg.currentCapacitorBank2Fuse)} values, not 5",
+            "mtmount_telemetry.capacitor_bank.currentCapacitorBank2Fuse",
+        )
+    if len(msg.currentCapacitorBank2FuseTimestamp) != 5:
+        raise _local(
+            f"currentCapacitorBank2FuseTimestamp holds {len(msg.currentCapacitorBank2FuseTimestamp)} values, not 5",
+            "mtmount_telemetry.capacitor_bank.currentCapacitorBank2FuseTimestamp",
+        )
     for i, x in enumerate(msg.currentCapacitorBank2Fuse, 1):
-        d[f"currentCapacitorBank2Fuse{i}"] = x
+        d["currentCapacitorBank2Fuse" + str(i)] = x
     for i, x in enumerate(msg.currentCapacitorBank2FuseTimestamp, 1):
-        d[f"currentCapacitorBank2Fuse{i}Timestamp"] = x
+        d["currentCapacitorBank2Fuse" + str(i) + "Timestamp"] = x
+    if len(msg.currentCapacitorBank3Fuse) != 5:
+        raise _local(
+            f"currentCapacitorBank3Fuse holds {len(msg.currentCapacitorBank3Fuse)} values, not 5",
+            "mtmount_telemetry.capacitor_bank.currentCapacitorBank3Fuse",
+        )
+    if len(msg.currentCapacitorBank3FuseTimestamp) != 5:
+        raise _local(
+            f"currentCapacitorBank3FuseTimestamp holds {len(msg.currentCapacitorBank3FuseTimestamp)} values, not 5",
+            "mtmount_telemetry.capacitor_bank.currentCapacitorBank3FuseTimestamp",
+        )
     for i, x in enumerate(msg.currentCapacitorBank3Fuse, 1):
-        d[f"currentCapacitorBank3Fuse{i}"] = x
+        d["currentCapacitorBank3Fuse" + str(i)] = x
     for i, x in enumerate(msg.currentCapacitorBank3FuseTimestamp, 1):
-        d[f"currentCapacitorBank3Fuse{i}Timestamp"] = x
+        d["currentCapacitorBank3Fuse" + str(i) + "Timestamp"] = x
+    if len(msg.currentCapacitorBank4Fuse) != 5:
+        raise _local(
+            f"currentCapacitorBank4Fuse holds {len(msg.currentCapacitorBank4Fuse)} values, not 5",
+            "mtmount_telemetry.capacitor_bank.currentCapacitorBank4Fuse",
+        )
+    if len(msg.currentCapacitorBank4FuseTimestamp) != 5:
+        raise _local(
+            f"currentCapacitorBank4FuseTimestamp holds {len(msg.currentCapacitorBank4FuseTimestamp)} values, not 5",
+            "mtmount_telemetry.capacitor_bank.currentCapacitorBank4FuseTimestamp",
+        )
     for i, x in enumerate(msg.currentCapacitorBank4Fuse, 1):
-        d[f"currentCapacitorBank4Fuse{i}"] = x
+        d["currentCapacitorBank4Fuse" + str(i)] = x
     for i, x in enumerate(msg.currentCapacitorBank4FuseTimestamp, 1):
-        d[f"currentCapacitorBank4Fuse{i}Timestamp"] = x
+        d["currentCapacitorBank4Fuse" + str(i) + "Timestamp"] = x
+    if len(msg.currentCapacitorBank5Fuse) != 5:
+        raise _local(
+            f"currentCapacitorBank5Fuse holds {len(msg.currentCapacitorBank5Fuse)} values, not 5",
+            "mtmount_telemetry.capacitor_bank.currentCapacitorBank5Fuse",
+        )
+    if len(msg.currentCapacitorBank5FuseTimestamp) != 5:
+        raise _local(
+            f"currentCapacitorBank5FuseTimestamp holds {len(msg.currentCapacitorBank5FuseTimestamp)} values, not 5",
+            "mtmount_telemetry.capacitor_bank.currentCapacitorBank5FuseTimestamp",
+        )
     for i, x in enumerate(msg.currentCapacitorBank5Fuse, 1):
-        d[f"currentCapacitorBank5Fuse{i}"] = x
+        d["currentCapacitorBank5Fuse" + str(i)] = x
     for i, x in enumerate(msg.currentCapacitorBank5FuseTimestamp, 1):
-        d[f"currentCapacitorBank5Fuse{i}Timestamp"] = x
+        d["currentCapacitorBank5Fuse" + str(i) + "Timestamp"] = x
+    if len(msg.currentCapacitorBank6Fuse) != 5:
+        raise _local(
+            f"currentCapacitorBank6Fuse holds {len(msg.currentCapacitorBank6Fuse)} values, not 5",
+            "mtmount_telemetry.capacitor_bank.currentCapacitorBank6Fuse",
+        )
+    if len(msg.currentCapacitorBank6FuseTimestamp) != 5:
+        raise _local(
+            f"currentCapacitorBank6FuseTimestamp holds {len(msg.currentCapacitorBank6FuseTimestamp)} values, not 5",
+            "mtmount_telemetry.capacitor_bank.currentCapacitorBank6FuseTimestamp",
+        )
     for i, x in enumerate(msg.currentCapacitorBank6Fuse, 1):
-        d[f"currentCapacitorBank6Fuse{i}"] = x
+        d["currentCapacitorBank6Fuse" + str(i)] = x
     for i, x in enumerate(msg.currentCapacitorBank6FuseTimestamp, 1):
-        d[f"currentCapacitorBank6Fuse{i}Timestamp"] = x
+        d["currentCapacitorBank6Fuse" + str(i) + "Timestamp"] = x
+    if len(msg.currentCapacitorBank7Fuse) != 5:
+        raise _local(
+            f"currentCapacitorBank7Fuse holds {len(msg.currentCapacitorBank7Fuse)} values, not 5",
+            "mtmount_telemetry.capacitor_bank.currentCapacitorBank7Fuse",
+        )
+    if len(msg.currentCapacitorBank7FuseTimestamp) != 5:
+        raise _local(
+            f"currentCapacitorBank7FuseTimestamp holds {len(msg.currentCapacitorBank7FuseTimestamp)} values, not 5",
+            "mtmount_telemetry.capacitor_bank.currentCapacitorBank7FuseTimestamp",
+        )
     for i, x in enumerate(msg.currentCapacitorBank7Fuse, 1):
-        d[f"currentCapacitorBank7Fuse{i}"] = x
+        d["currentCapacitorBank7Fuse" + str(i)] = x
     for i, x in enumerate(msg.currentCapacitorBank7FuseTimestamp, 1):
-        d[f"currentCapacitorBank7Fuse{i}Timestamp"] = x
+        d["currentCapacitorBank7Fuse" + str(i) + "Timestamp"] = x
+    if len(msg.currentCapacitorBank8Fuse) != 5:
+        raise _local(
+            f"currentCapacitorBank8Fuse holds {len(msg.currentCapacitorBank8Fuse)} values, not 5",
+            "mtmount_telemetry.capacitor_bank.currentCapacitorBank8Fuse",
+        )
+    if len(msg.currentCapacitorBank8FuseTimestamp) != 5:
+        raise _local(
+            f"currentCapacitorBank8FuseTimestamp holds {len(msg.currentCapacitorBank8FuseTimestamp)} values, not 5",
+            "mtmount_telemetry.capacitor_bank.currentCapacitorBank8FuseTimestamp",
+        )
     for i, x in enumerate(msg.currentCapacitorBank8Fuse, 1):
-        d[f"currentCapacitorBank8Fuse{i}"] = x
+        d["currentCapacitorBank8Fuse" + str(i)] = x
     for i, x in enumerate(msg.currentCapacitorBank8FuseTimestamp, 1):
-        d[f"currentCapacitorBank8Fuse{i}Timestamp"] = x
+        d["currentCapacitorBank8Fuse" + str(i) + "Timestamp"] = x
+    if len(msg.internalTemperatureCapacitorBank) != 8:
+        raise _local(
+            f"internalTemperatureCapacitorBank holds {len(msg.internalTemperatureCapacitorBank)} values, not 8",
+            "mtmount_telemetry.capacitor_bank.internalTemperatureCapacitorBank",
+        )
+    if len(msg.internalTemperatureCapacitorBankTimestamp) != 8:
+        raise _local(
+            f"internalTemperatureCapacitorBankTimestamp holds {len(msg.internalTemperatureCapacitorBankTimestamp)} values, not 8",
+            "mtmount_telemetry.capacitor_bank.internalTemperatureCapacitorBankTimestamp",
+        )
     for i, x in enumerate(msg.internalTemperatureCapacitorBank, 1):
-        d[f"internalTemperatureCapacitorBank{i}"] = x
+        d["internalTemperatureCapacitorBank" + str(i)] = x
     for i, x in enumerate(msg.internalTemperatureCapacitorBankTimestamp, 1):
-        d[f"internalTemperatureCapacitorBank{i}Timestamp"] = x
+        d["internalTemperatureCapacitorBank" + str(i) + "Timestamp"] = x
     d["timestamp"] = msg.timestamp
     return d
 
@@ -5515,18 +5945,48 @@ def _decode_locking_pins(obj: dict[str, Any]) -> LockingPins:
 def _wire_locking_pins(msg: LockingPins) -> dict[str, Any]:
     d: dict[str, Any] = {}
     d["topicID"] = 19
+    if len(msg.actualPosition) != 2:
+        raise _local(
+            f"actualPosition holds {len(msg.actualPosition)} values, not 2",
+            "mtmount_telemetry.locking_pins.actualPosition",
+        )
+    if len(msg.actualPositionTimestamp) != 2:
+        raise _local(
+            f"actualPositionTimestamp holds {len(msg.actualPositionTimestamp)} values, not 2",
+            "mtmount_telemetry.locking_pins.actualPositionTimestamp",
+        )
     for i, x in enumerate(msg.actualPosition, 1):
-        d[f"actualPosition{i}"] = x
+        d["actualPosition" + str(i)] = x
     for i, x in enumerate(msg.actualPositionTimestamp, 1):
-        d[f"actualPosition{i}Timestamp"] = x
+        d["actualPosition" + str(i) + "Timestamp"] = x
+    if len(msg.actualTorquePercentage) != 2:
+        raise _local(
+            f"actualTorquePercentage holds {len(msg.actualTorquePercentage)} values, not 2",
+            "mtmount_telemetry.locking_pins.actualTorquePercentage",
+        )
+    if len(msg.actualTorquePercentageTimestamp) != 2:
+        raise _local(
+            f"actualTorquePercentageTimestamp holds {len(msg.actualTorquePercentageTimestamp)} values, not 2",
+            "mtmount_telemetry.locking_pins.actualTorquePercentageTimestamp",
+        )
     for i, x in enumerate(msg.actualTorquePercentage, 1):
-        d[f"actualTorquePercentage{i}"] = x
+        d["actualTorquePercentage" + str(i)] = x
     for i, x in enumerate(msg.actualTorquePercentageTimestamp, 1):
-        d[f"actualTorquePercentage{i}Timestamp"] = x
+        d["actualTorquePercentage" + str(i) + "Timestamp"] = x
+    if len(msg.demandPosition) != 2:
+        raise _local(
+            f"demandPosition holds {len(msg.demandPosition)} values, not 2",
+            "mtmount_telemetry.locking_pins.demandPosition",
+        )
+    if len(msg.demandPositionTimestamp) != 2:
+        raise _local(
+            f"demandPositionTimestamp holds {len(msg.demandPositionTimestamp)} values, not 2",
+            "mtmount_telemetry.locking_pins.demandPositionTimestamp",
+        )
     for i, x in enumerate(msg.demandPosition, 1):
-        d[f"demandPosition{i}"] = x
+        d["demandPosition" + str(i)] = x
     for i, x in enumerate(msg.demandPositionTimestamp, 1):
-        d[f"demandPosition{i}Timestamp"] = x
+        d["demandPosition" + str(i) + "Timestamp"] = x
     d["timestamp"] = msg.timestamp
     return d
 
@@ -5754,14 +6214,34 @@ def _decode_mirror_cover_locks(obj: dict[str, Any]) -> MirrorCoverLocks:
 def _wire_mirror_cover_locks(msg: MirrorCoverLocks) -> dict[str, Any]:
     d: dict[str, Any] = {}
     d["topicID"] = 22
+    if len(msg.actualPosition) != 4:
+        raise _local(
+            f"actualPosition holds {len(msg.actualPosition)} values, not 4",
+            "mtmount_telemetry.mirror_cover_locks.actualPosition",
+        )
+    if len(msg.actualPositionTimestamp) != 4:
+        raise _local(
+            f"actualPositionTimestamp holds {len(msg.actualPositionTimestamp)} values, not 4",
+            "mtmount_telemetry.mirror_cover_locks.actualPositionTimestamp",
+        )
     for i, x in enumerate(msg.actualPosition, 1):
-        d[f"actualPosition{i}"] = x
+        d["actualPosition" + str(i)] = x
     for i, x in enumerate(msg.actualPositionTimestamp, 1):
-        d[f"actualPosition{i}Timestamp"] = x
+        d["actualPosition" + str(i) + "Timestamp"] = x
+    if len(msg.actualTorquePercentage) != 4:
+        raise _local(
+            f"actualTorquePercentage holds {len(msg.actualTorquePercentage)} values, not 4",
+            "mtmount_telemetry.mirror_cover_locks.actualTorquePercentage",
+        )
+    if len(msg.actualTorquePercentageTimestamp) != 4:
+        raise _local(
+            f"actualTorquePercentageTimestamp holds {len(msg.actualTorquePercentageTimestamp)} values, not 4",
+            "mtmount_telemetry.mirror_cover_locks.actualTorquePercentageTimestamp",
+        )
     for i, x in enumerate(msg.actualTorquePercentage, 1):
-        d[f"actualTorquePercentage{i}"] = x
+        d["actualTorquePercentage" + str(i)] = x
     for i, x in enumerate(msg.actualTorquePercentageTimestamp, 1):
-        d[f"actualTorquePercentage{i}Timestamp"] = x
+        d["actualTorquePercentage" + str(i) + "Timestamp"] = x
     d["timestamp"] = msg.timestamp
     return d
 
@@ -5880,14 +6360,34 @@ def _decode_mirror_cover(obj: dict[str, Any]) -> MirrorCover:
 def _wire_mirror_cover(msg: MirrorCover) -> dict[str, Any]:
     d: dict[str, Any] = {}
     d["topicID"] = 23
+    if len(msg.actualPosition) != 4:
+        raise _local(
+            f"actualPosition holds {len(msg.actualPosition)} values, not 4",
+            "mtmount_telemetry.mirror_cover.actualPosition",
+        )
+    if len(msg.actualPositionTimestamp) != 4:
+        raise _local(
+            f"actualPositionTimestamp holds {len(msg.actualPositionTimestamp)} values, not 4",
+            "mtmount_telemetry.mirror_cover.actualPositionTimestamp",
+        )
     for i, x in enumerate(msg.actualPosition, 1):
-        d[f"actualPosition{i}"] = x
+        d["actualPosition" + str(i)] = x
     for i, x in enumerate(msg.actualPositionTimestamp, 1):
-        d[f"actualPosition{i}Timestamp"] = x
+        d["actualPosition" + str(i) + "Timestamp"] = x
+    if len(msg.actualTorquePercentage) != 4:
+        raise _local(
+            f"actualTorquePercentage holds {len(msg.actualTorquePercentage)} values, not 4",
+            "mtmount_telemetry.mirror_cover.actualTorquePercentage",
+        )
+    if len(msg.actualTorquePercentageTimestamp) != 4:
+        raise _local(
+            f"actualTorquePercentageTimestamp holds {len(msg.actualTorquePercentageTimestamp)} values, not 4",
+            "mtmount_telemetry.mirror_cover.actualTorquePercentageTimestamp",
+        )
     for i, x in enumerate(msg.actualTorquePercentage, 1):
-        d[f"actualTorquePercentage{i}"] = x
+        d["actualTorquePercentage" + str(i)] = x
     for i, x in enumerate(msg.actualTorquePercentageTimestamp, 1):
-        d[f"actualTorquePercentage{i}Timestamp"] = x
+        d["actualTorquePercentage" + str(i) + "Timestamp"] = x
     d["timestamp"] = msg.timestamp
     return d
 
@@ -6119,10 +6619,20 @@ def _wire_main_cabinet_thermal(msg: MainCabinetThermal) -> dict[str, Any]:
     d["backupTemperatureTimestamp"] = msg.backupTemperatureTimestamp
     d["mainCabinetExternalTemperature"] = msg.mainCabinetExternalTemperature
     d["mainCabinetExternalTemperatureTimestamp"] = msg.mainCabinetExternalTemperatureTimestamp
+    if len(msg.mainCabinetInternalTemperature) != 2:
+        raise _local(
+            f"mainCabinetInternalTemperature holds {len(msg.mainCabinetInternalTemperature)} values, not 2",
+            "mtmount_telemetry.main_cabinet_thermal.mainCabinetInternalTemperature",
+        )
+    if len(msg.mainCabinetInternalTemperatureTimestamp) != 2:
+        raise _local(
+            f"mainCabinetInternalTemperatureTimestamp holds {len(msg.mainCabinetInternalTemperatureTimestamp)} values, not 2",
+            "mtmount_telemetry.main_cabinet_thermal.mainCabinetInternalTemperatureTimestamp",
+        )
     for i, x in enumerate(msg.mainCabinetInternalTemperature, 1):
-        d[f"mainCabinetInternalTemperature{i}"] = x
+        d["mainCabinetInternalTemperature" + str(i)] = x
     for i, x in enumerate(msg.mainCabinetInternalTemperatureTimestamp, 1):
-        d[f"mainCabinetInternalTemperature{i}Timestamp"] = x
+        d["mainCabinetInternalTemperature" + str(i) + "Timestamp"] = x
     d["setpointTemperature"] = msg.setpointTemperature
     d["setpointTemperatureTimestamp"] = msg.setpointTemperatureTimestamp
     d["tmaPxiTemperature"] = msg.tmaPxiTemperature
@@ -11426,14 +11936,34 @@ def _decode_safety_system(obj: dict[str, Any]) -> SafetySystem:
 def _wire_safety_system(msg: SafetySystem) -> dict[str, Any]:
     d: dict[str, Any] = {}
     d["topicID"] = 26
+    if len(msg.brakePressureAz) != 8:
+        raise _local(
+            f"brakePressureAz holds {len(msg.brakePressureAz)} values, not 8",
+            "mtmount_telemetry.safety_system.brakePressureAz",
+        )
+    if len(msg.brakePressureAzTimestamp) != 8:
+        raise _local(
+            f"brakePressureAzTimestamp holds {len(msg.brakePressureAzTimestamp)} values, not 8",
+            "mtmount_telemetry.safety_system.brakePressureAzTimestamp",
+        )
     for i, x in enumerate(msg.brakePressureAz, 1):
-        d[f"brakePressureAz{i}"] = x
+        d["brakePressureAz" + str(i)] = x
     for i, x in enumerate(msg.brakePressureAzTimestamp, 1):
-        d[f"brakePressureAz{i}Timestamp"] = x
+        d["brakePressureAz" + str(i) + "Timestamp"] = x
+    if len(msg.brakePressureEl) != 2:
+        raise _local(
+            f"brakePressureEl holds {len(msg.brakePressureEl)} values, not 2",
+            "mtmount_telemetry.safety_system.brakePressureEl",
+        )
+    if len(msg.brakePressureElTimestamp) != 2:
+        raise _local(
+            f"brakePressureElTimestamp holds {len(msg.brakePressureElTimestamp)} values, not 2",
+            "mtmount_telemetry.safety_system.brakePressureElTimestamp",
+        )
     for i, x in enumerate(msg.brakePressureEl, 1):
-        d[f"brakePressureEl{i}"] = x
+        d["brakePressureEl" + str(i)] = x
     for i, x in enumerate(msg.brakePressureElTimestamp, 1):
-        d[f"brakePressureEl{i}Timestamp"] = x
+        d["brakePressureEl" + str(i) + "Timestamp"] = x
     d["versionNumber"] = msg.versionNumber
     d["versionNumberTimestamp"] = msg.versionNumberTimestamp
     d["timestamp"] = msg.timestamp
@@ -11891,16 +12421,36 @@ def _wire_top_end_chiller(msg: TopEndChiller) -> dict[str, Any]:
     d["ductTemperatureSensor0506Timestamp"] = msg.ductTemperatureSensor0506Timestamp
     d["ductTemperatureSensor0507"] = msg.ductTemperatureSensor0507
     d["ductTemperatureSensor0507Timestamp"] = msg.ductTemperatureSensor0507Timestamp
+    if len(msg.externalTemperatureElectricalCabinet) != 4:
+        raise _local(
+            f"externalTemperatureElectricalCabinet holds {len(msg.externalTemperatureElectricalCabinet)} values, not 4",
+            "mtmount_telemetry.top_end_chiller.externalTemperatureElectricalCabinet",
+        )
+    if len(msg.externalTemperatureElectricalCabinetTimestamp) != 4:
+        raise _local(
+            f"externalTemperatureElectricalCabinetTimestamp holds {len(msg.externalTemperatureElectricalCabinetTimestamp)} values, not 4",
+            "mtmount_telemetry.top_end_chiller.externalTemperatureElectricalCabinetTimestamp",
+        )
     for i, x in enumerate(msg.externalTemperatureElectricalCabinet, 1):
-        d[f"externalTemperatureElectricalCabinet{i}"] = x
+        d["externalTemperatureElectricalCabinet" + str(i)] = x
     for i, x in enumerate(msg.externalTemperatureElectricalCabinetTimestamp, 1):
-        d[f"externalTemperatureElectricalCabinet{i}Timestamp"] = x
+        d["externalTemperatureElectricalCabinet" + str(i) + "Timestamp"] = x
     d["heatExchangerSupplyTemperature"] = msg.heatExchangerSupplyTemperature
     d["heatExchangerSupplyTemperatureTimestamp"] = msg.heatExchangerSupplyTemperatureTimestamp
+    if len(msg.internalTemperatureElectricalCabinet) != 4:
+        raise _local(
+            f"internalTemperatureElectricalCabinet holds {len(msg.internalTemperatureElectricalCabinet)} values, not 4",
+            "mtmount_telemetry.top_end_chiller.internalTemperatureElectricalCabinet",
+        )
+    if len(msg.internalTemperatureElectricalCabinetTimestamp) != 4:
+        raise _local(
+            f"internalTemperatureElectricalCabinetTimestamp holds {len(msg.internalTemperatureElectricalCabinetTimestamp)} values, not 4",
+            "mtmount_telemetry.top_end_chiller.internalTemperatureElectricalCabinetTimestamp",
+        )
     for i, x in enumerate(msg.internalTemperatureElectricalCabinet, 1):
-        d[f"internalTemperatureElectricalCabinet{i}"] = x
+        d["internalTemperatureElectricalCabinet" + str(i)] = x
     for i, x in enumerate(msg.internalTemperatureElectricalCabinetTimestamp, 1):
-        d[f"internalTemperatureElectricalCabinet{i}Timestamp"] = x
+        d["internalTemperatureElectricalCabinet" + str(i) + "Timestamp"] = x
     d["temperatureSensor0501"] = msg.temperatureSensor0501
     d["temperatureSensor0501Timestamp"] = msg.temperatureSensor0501Timestamp
     d["threeWayValvePosition201"] = msg.threeWayValvePosition201
@@ -12187,7 +12737,7 @@ def decode_message(obj: Any) -> Message:
             "the key topicID is missing", protocol=PROTOCOL, field_path="topicID"
         ) from None
     kind = type(selector)
-    decoder = _DECODERS.get((kind, selector)) if kind is str or kind is int else None
+    decoder = _DECODERS.get((kind, selector)) if kind in (str, int, bool) else None
     if decoder is not None:
         return decoder(obj)
     raise UnknownMessageError(
@@ -12215,7 +12765,12 @@ def to_dict(msg: Message) -> dict[str, Any]:
 
 def encode(msg: Message) -> bytes:
     """The line of a message; every value is checked first (``LocalProtocolError``)."""
-    wire = _WIRE[type(msg)](msg)
+    try:
+        wire = _WIRE[type(msg)](msg)
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise LocalProtocolError(
+            f"cannot write {type(msg).__name__}: {exc}", protocol=PROTOCOL
+        ) from None
     try:
         _BY_CLASS[type(msg)](wire)
     except FieldValueError as exc:
