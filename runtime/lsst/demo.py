@@ -27,7 +27,11 @@ def run_lsst_demo(
 async def _run(out: TextIO, *, run_s: float, rate_hz: float) -> int:
     publisher = InProcessPublisher(queue_size=0)
     first: dict[str, dict[str, Any]] = {}
-    publisher.subscribe(lambda topic, data: first.setdefault(topic, data))
+
+    def keep_first(topic: str, data: dict[str, Any]) -> None:
+        first.setdefault(topic, data)
+
+    publisher.subscribe(keep_first)
     async with MockTma(port=0, rate_hz=rate_hz) as tma:
         client = TelemetryClient("127.0.0.1", tma.port, publisher=publisher)
         print(f"mock TMA on 127.0.0.1:{tma.port}, {rate_hz:g} Hz per topic", file=out)
