@@ -268,10 +268,10 @@ def encode_line(value: Any, *, terminator: bytes = TERMINATOR) -> bytes:
     return dumps(value).encode(ENCODING) + terminator
 
 
-def decode_text(line: _Line, *, offset: int | None = None) -> str:
+def decode_text(line: _Line, *, offset: int | None = None, encoding: str = ENCODING) -> str:
     """The text of a line body, decoded strictly; ``offset`` is the line's stream offset."""
     try:
-        return str(line, ENCODING)
+        return str(line, encoding)
     except UnicodeDecodeError as exc:
         raise TextDecodeError(
             str(exc),

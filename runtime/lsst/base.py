@@ -23,7 +23,6 @@ from daqwire.errors import (
     LineTooLongError,
     RemoteProtocolError,
     StreamClosedError,
-    TextDecodeError,
     TruncatedError,
 )
 from daqwire.generated.lsst_tcpip import (
@@ -504,18 +503,7 @@ class BaseClientOrServer(abc.ABC):
     def _decode_text(self, line: bytes) -> str:
         if self._utf8:
             return decode_text(line)
-        try:
-            return line.decode(self.encoding, "strict")
-        except UnicodeDecodeError as exc:
-            raise TextDecodeError(
-                str(exc),
-                encoding=exc.encoding,
-                data=exc.object,
-                start=exc.start,
-                end=exc.end,
-                reason=exc.reason,
-                protocol="lsst_tcpip",
-            ) from None
+        return decode_text(line, encoding=self.encoding)
 
     # --- writing -----------------------------------------------------------------------------
 
