@@ -269,10 +269,13 @@ class _Emit:
             if k.const is not None:
                 props[k.name] = {"const": k.const}
             elif k.prefix is not None:
-                rest = k.item.pattern or ".*"
-                rest = rest[1:] if rest.startswith("^") else rest
-                rest = rest[:-1] if rest.endswith("$") and not rest.endswith("\\$") else rest
-                props[k.name] = {"type": "string", "pattern": f"^{re.escape(k.prefix)}(?:{rest})$"}
+                pattern = "^" + re.escape(k.prefix)  # anything may follow
+                rest = k.item.pattern
+                if rest is not None:
+                    rest = rest[1:] if rest.startswith("^") else rest
+                    rest = rest[:-1] if rest.endswith("$") and not rest.endswith("\\$") else rest
+                    pattern += f"(?:{rest})$"
+                props[k.name] = {"type": "string", "pattern": pattern}
             elif k.numbered:
                 assert k.item.items is not None
                 for w in k.wire_keys():
