@@ -667,6 +667,8 @@ def _text_exports(spec: Spec) -> list[str]:
         c = s.class_name
         names += [f"{c}Handler", f"{c}Dispatcher", f"{c}Requests", f"{c}ClientStub"]
         names.append(f"Async{c}ClientStub")
+        names += [f"{s.name.upper()}_REPLIES", f"{s.name.upper()}_ERROR_REPLIES"]
+        names += [f"match_{s.name}_reply", f"identify_{s.name}_request"]
     return _sort_all(set(names))
 
 
@@ -681,6 +683,7 @@ def _text_strategy_exports(spec: Spec) -> list[str]:
     names = ["datagrams", "raw_texts", "scalars"]
     names += [f"{g.name}_values" for g in r.grammars()]
     names += [f"{s.name}_requests" for s in r.services()]
+    names += [f"{s.name}_calls" for s in r.services()]
     return _sort_all(set(names))
 
 

@@ -95,6 +95,8 @@ class TextPart:
     type: str
     doc: str = ""
     pattern: str | None = None
+    #: a literal request whose reply lists values worth drawing for this part
+    examples_from: str | None = None
     separator: str | None = None
     shape: str = "any"
     keys: list[str] = field(default_factory=list)
@@ -194,7 +196,7 @@ def _part(
         raise fail(path, f"{name!r} is a Python keyword; choose another part name")
     t = p["type"]
     allowed = {
-        "str": {"pattern"},
+        "str": {"pattern", "examples_from"},
         "list": {"separator", "pattern"},
         "json": {"shape", "keys", "pattern", "errors"},
         "repr": set(),
@@ -241,6 +243,7 @@ def _part(
         t,
         p.get("doc", ""),
         p.get("pattern"),
+        p.get("examples_from"),
         p.get("separator"),
         p.get("shape", "any"),
         list(p.get("keys") or []),
@@ -349,6 +352,20 @@ def build_text(data: dict[str, Any], fail: Fail) -> TextModel:
             for r in m.replies:
                 if messages[r].part is None:
                     raise fail(("messages", m.name, "reply"), f"{r!r} has no part to carry a value")
+        source = m.part.examples_from if m.part is not None else None
+        if source is not None:
+            where = ("messages", m.name, "parts", m.part.name if m.part else "", "examples_from")
+            origin = messages.get(source)
+            if origin is None or origin.direction != "request" or not origin.literal:
+                raise fail(where, f"{source!r} is not a request without parts")
+            if len(origin.replies) != 1 or (
+                (reply_part := messages[origin.replies[0]].part) is None
+                or not (
+                    reply_part.type == "list"
+                    or (reply_part.type == "json" and reply_part.shape == "str_list")
+                )
+            ):
+                raise fail(where, f"the reply of {source!r} is not a list of texts")
     services: dict[str, Service] = {}
     for sname, s in (data.get("services") or {}).items():
         path = ("services", sname)

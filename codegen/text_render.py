@@ -149,6 +149,13 @@ class TextRender:
         out = [(self.model.messages[r], cls) for r, cls in seen.items()]
         return sorted(out, key=lambda x: not x[0].literal)
 
+    def service_replies(self, s: Service) -> list[str]:
+        """Every reply message of ``s``: error replies first, then each request's replies."""
+        names = [em.name for em, _exc in self.error_checks(s)]
+        for m in self.requests(s):
+            names += [r for r in m.replies if r not in names]
+        return names
+
     def error_groups(self, s: Service) -> list[tuple[TextMessage, list[str]]]:
         """Each distinct error reply of ``s`` with the error kinds it answers."""
         groups: dict[str, list[str]] = {}
