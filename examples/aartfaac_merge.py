@@ -2,6 +2,8 @@
 
 Starts an in-process Emulator with three free loopback ports (64 x 64 sky images, 5 windows/s),
 prints the merged groups of about two seconds, then the per-stream and merger counters.
+This is what tkp's stream_generator does for TraP's stream mode (one reader per stream, one
+merger grouping by DATE-OBS), with complete groups sent at once and no pickling.
 Run it from the repository root: python examples/aartfaac_merge.py
 """
 

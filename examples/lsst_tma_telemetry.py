@@ -1,4 +1,10 @@
-"""A TMA telemetry listener: the MTMount TelemetryClient on a mock TMA, a bad line mid-stream."""
+"""A TMA telemetry listener: the MTMount TelemetryClient on a mock TMA, a bad line mid-stream.
+
+The same client ts_mtmount's telemetry process runs (TelemetryClient(host, port) reading the
+TMA's JSON lines and publishing tel_<topic>), here with an in-process publisher instead of
+SAL and a MockTma on a free loopback port. It runs about a second.
+Run it from the repository root: python examples/lsst_tma_telemetry.py
+"""
 
 import asyncio
 
@@ -14,9 +20,13 @@ async def main() -> None:
         client = TelemetryClient("127.0.0.1", tma.port, publisher=publisher)
         await client.start_task
         await asyncio.sleep(0.5)
-        before = client.stats.frames
         await tma.inject(b"this is not json\r\n")  # the reference client gives up here
-        await asyncio.sleep(0.5)
+        for _ in range(100):  # until the client has read that far (at most 5 s)
+            if client.stats.malformed:
+                break
+            await asyncio.sleep(0.05)
+        before = client.stats.frames
+        await asyncio.sleep(0.3)
         after = client.stats.frames
         await client.close()
 

@@ -29,9 +29,16 @@ GUIDES = {
         "aartfaac_merger_rules",
         "aartfaac_tkp_dropin",
     ),
-    "constellation.md": ("constellation_run", "constellation_datasender"),
+    "constellation.md": (
+        "constellation_run",
+        "constellation_datasender",
+        "constellation_random_data_sender",
+    ),
     "lsst.md": ("lsst_tcpip_echo", "lsst_m2_command", "lsst_tma_telemetry"),
     "pyexplabsys.md": (
+        "pyexplabsys_moon_laser_pull",
+        "pyexplabsys_moon_laser_push",
+        "pyexplabsys_moon_laser_control",
         "pyexplabsys_pull",
         "pyexplabsys_push",
         "pyexplabsys_live",
@@ -349,4 +356,89 @@ def test_lsst_tma_telemetry(runs: dict[str, Run]) -> None:
     assert run.lines[4:] == [
         "events: ['evt_clockOffset', 'evt_telemetryConnected']",
         "heartbeats: True",
+    ]
+
+
+def test_pyexplabsys_moon_laser_pull(runs: dict[str, Run]) -> None:
+    run = _ok(runs, "pyexplabsys_moon_laser_pull")
+    assert re.fullmatch(r"the moon socket listens on 127\.0\.0\.1:\d+", run.lines[0])
+    shots = [
+        f"shot {n}: json_wn {{'moon_laser_power': {42.0 + n}, 'moon_laser_duration': {37.0 + n}}}"
+        for n in range(1, 6)
+    ]
+    assert run.lines[1:] == [
+        "name: Last shot usage data from the giant laser on the moon",
+        "codenames_json: ['moon_laser_power', 'moon_laser_duration']",
+        *shots,
+        "json: [47.0, 42.0]",
+        "moon_laser_power#json: 47.0",
+        "raw_wn: {'moon_laser_power': 47.0, 'moon_laser_duration': 42.0}",
+        "codenames_raw: ['moon_laser_power', 'moon_laser_duration']",
+        "raw: [47.0, 42.0]",
+        "moon_laser_power#raw: 47.0",
+        "every x is a Unix time of this run: True",
+        "1.1 s after the last shot, json_wn "
+        "{'moon_laser_power': 'OLD_DATA', 'moon_laser_duration': 'OLD_DATA'}",
+    ]
+
+
+def test_pyexplabsys_moon_laser_push(runs: dict[str, Run]) -> None:
+    run = _ok(runs, "pyexplabsys_moon_laser_push")
+    greeting = "{'greeting': 'Live long and prosper', 'number': 47}"
+    assert run.lines == [
+        f'json_wn: Ack(data="{greeting}")',
+        f"  last: {greeting}",
+        f"  updated: {greeting}",
+        "json_wn: Ack(data=\"{'number': 42}\")",
+        "  last: {'number': 42}",
+        "  updated: {'greeting': 'Live long and prosper', 'number': 42}",
+        f"raw_wn#greeting:str:Live long and prosper;number:int:47 -> ACK#{greeting}",
+        "raw_wn#number:int:42 -> ACK#{'number': 42}",
+        "raw_wn#number:88 -> ERROR#The data part 'number:88' did not match the expected "
+        "format of 3 parts divided by ':'",
+        "raw_wn#number:floats:88 -> ERROR#The data type 'floats' is unknown. "
+        "Only dict_keys(['int', 'float', 'str', 'bool']) are allowed",
+        f"queue.get(): {greeting}",
+        "queue.get(): {'number': 42}",
+        "Received: {'action': 'fire', 'duration': 8, 'intensity': 300}",
+        "Received: {'action': 'idle'}",
+        "replies: ['Ack', 'Ack']",
+        "STATE: idle callbacks: 2",
+    ]
+
+
+def test_pyexplabsys_moon_laser_control(runs: dict[str, Run]) -> None:
+    run = _ok(runs, "pyexplabsys_moon_laser_control")
+    assert run.lines == [
+        "name: Laser control, callback socket, for giant laser on the moon",
+        "update_settings: Updated settings with: {'power': 300, 'focus': 10}",
+        "update_settings: the laser did not understand: Not settings for key: colour",
+        "fire: the laser did not understand: Unknown method: fire",
+        "state: State set to: active",
+        "temperatures while active: [30, 35, 40]",
+        "state: State set to: idle",
+        "stop: Stopped",
+        "settings: {'power': 300, 'focus': 10, 'target': None}",
+        "last push: {'method': 'stop'} socket stopped: True",
+    ]
+    assert run.stderr.count("request failed: ") == 2
+
+
+def test_constellation_random_data_sender(runs: dict[str, Run]) -> None:
+    run = _ok(runs, "constellation_random_data_sender")
+    assert run.lines[:5] == [
+        "RandomDataSender.sat1 in ORBIT, CDTP1",
+        "BOR from RandomDataSender.sat1, configuration "
+        "{'_bor_timeout': 5000, '_data_timeout': 10000, '_eor_timeout': 10000}",
+        "record 1: 1024 samples of float64, tags {'dtype': 'float64'}",
+        "after stop: ORBIT, status 'Finished acquisition; Stopped'",
+        "the sine starts at +0.000; every record holds the run's sine: True",
+    ]
+    received = re.fullmatch(r"received (\d+) records, (\d+) bytes", run.lines[5])
+    assert received, run.lines[5]
+    records = int(received[1])
+    assert records >= 2  # one every 0.5 s of the 2 s run, the first at its start
+    assert int(received[2]) == records * 1024 * 8
+    assert run.lines[6:] == [
+        f"EOR: {records} records, {records * 8192} bytes, missed 0, condition GOOD"
     ]
