@@ -17,18 +17,20 @@ DESCRIPTION = """\
 Regenerate daqwire's protocol modules from the YAML specs.
 
 Each spec in the specs folder (specs/<protocol>.yaml) becomes modules in the output folder:
-<protocol>.py (typed messages, encoders, decoders; incremental decoders for binary specs,
-dispatchers, request builders and client stubs for text_commands specs),
-<protocol>_strategies.py (hypothesis strategies) and, for binary specs only,
-<protocol>_construct.py (the same layouts in construct, a test oracle). Every file is
-stamped with the generator version and the sha256 of its spec.
+<protocol>.py, the typed messages with their encoders and decoders (plus incremental
+stream decoders for binary specs; request builders, dispatchers and client stubs for
+text_commands specs; line framing for json_lines specs), <protocol>_strategies.py, the
+hypothesis strategies, and for binary specs <protocol>_construct.py, the same layouts in
+construct (a test oracle). Every file is stamped with the generator version and the
+sha256 of its spec. `daqwire specs show NAME` shows what a spec declares.
 """
 
 EPILOG = """\
 examples:
-  daqwire generate                 regenerate everything after editing a spec
-  daqwire generate --check         exit 1 and print a diff if generated/ is stale (CI)
-  daqwire generate --spec aartfaac --out build/gen  render one spec elsewhere
+  daqwire generate                      # regenerate everything after editing a spec
+  daqwire generate --check              # exit 1 and print a diff if generated/ is stale (CI)
+  daqwire generate --spec aartfaac --out build/gen      # render one spec elsewhere
+  daqwire generate --specs-dir myspecs --out mypkg/generated
 """
 
 

@@ -1,4 +1,4 @@
-"""The ``daqwire`` command: regenerate code from specs, and run the demo."""
+"""The ``daqwire`` command: the demo, the protocol tools, specs, generation and conformance."""
 
 from __future__ import annotations
 
@@ -11,31 +11,65 @@ __all__ = ["main"]
 
 DESCRIPTION = """\
 daqwire speaks the wire protocols of laboratory instruments, telescopes and
-data-acquisition systems. Every wire format is a YAML spec; `daqwire generate` turns the
-specs into typed Python codecs, and the runtime puts those on real sockets.
+data-acquisition systems: PyExpLabSys data sockets, AARTFAAC image streams, Constellation
+data (CDTP) and the LSST TCP/JSON links. Every wire format is a YAML spec: `daqwire
+generate` turns the specs into typed Python codecs, the runtime puts them on real sockets,
+and `daqwire conform` checks a live peer against a spec.
 """
 
 EPILOG = """\
-commands:
-  demo       check the generated code against the specs, round-trip a synthetic sky
-             image as an AARTFAAC window, run a live 3-stream emulator, read and merge
-             its images for a few seconds, then serve a PyExpLabSys pull socket with
-             changing values and query it with daqwire's client
-  generate   regenerate daqwire.generated from the specs (--check: fail on drift)
-  aartfaac   AARTFAAC image streams: emulate, read (and merge), snapshot to PNG
-  pyexplabsys
-             PyExpLabSys UDP data sockets: serve-pull, serve-push, query, push
-  cdtp       Constellation data transmission (CDTP1/CDTP2): send a test run, receive
-             runs and write them to HDF5 or .npy files
+main job:
+  demo         all four protocol families live on free loopback ports, with a status
+               view; ends by itself (about 15 s) and exits non-zero on any error
 
-Run `daqwire COMMAND --help` for the options of a command.
+protocols:
+  aartfaac     AARTFAAC all-sky image streams: emulate, read (and merge), snapshot to PNG
+  pyexplabsys  PyExpLabSys UDP data sockets: serve-pull, serve-push, query, push
+  cdtp         Constellation data (CDTP1/CDTP2): send a test run, receive runs to files
+  lsst         LSST TCP/JSON: mock TMA and M2, MTMount telemetry client, M2 commands
+
+specs and code:
+  specs        list the specs; show what one declares (messages, fields, constants)
+  generate     regenerate daqwire.generated from the specs (--check: fail on drift)
+  conform      check a live peer (your server, stream or sender) against a spec
+
+examples:
+  daqwire demo
+  daqwire specs list
+  daqwire specs show pyexplabsys
+  daqwire pyexplabsys serve-pull --codenames temperature,pressure --simulate
+  daqwire pyexplabsys query localhost temperature#json
+  daqwire aartfaac emulate --ports 6666-6668 --size 256x256 --rate-hz 1
+  daqwire conform pyexplabsys 127.0.0.1:9000
+  daqwire generate --check
+
+Run `daqwire COMMAND --help` for the options and more examples of a command.
 """
 
 
-def _demo(args: argparse.Namespace) -> int:
-    from daqwire.demo import run_demo
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions and epilogs as written; subcommand names count when aligning help.
 
-    return run_demo(size=(args.width, args.height), seed=args.seed, live_s=args.live_s)
+    argparse (3.11) leaves the subcommand names out when it places the help column, so
+    ``serve-pull`` got its help on a line of its own.
+    """
+
+    def add_argument(self, action: argparse.Action) -> None:
+        if isinstance(action, argparse._SubParsersAction) and action.help is not argparse.SUPPRESS:
+            indent = self._current_indent + self._indent_increment
+            for choice in action._get_subactions():
+                length = len(self._format_action_invocation(choice)) + indent
+                self._action_max_length = max(self._action_max_length, length)
+        super().add_argument(action)
+
+
+def _use_formatter(parser: argparse.ArgumentParser) -> None:
+    """Give ``parser`` and every parser below it :class:`HelpFormatter`."""
+    parser.formatter_class = HelpFormatter
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _use_formatter(sub)
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -48,33 +82,18 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``daqwire`` command."""
     parser = argparse.ArgumentParser(
         prog="daqwire",
+        usage="daqwire [-h] [--version] COMMAND ...",
         description=DESCRIPTION,
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"daqwire {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    # the epilog lists the commands by group, so argparse's flat list is left out
+    sub = parser.add_subparsers(
+        dest="command", metavar="COMMAND", help=argparse.SUPPRESS, prog="daqwire"
+    )
 
-    demo = sub.add_parser(
-        "demo",
-        help="check generated code, round-trip an AARTFAAC window, merge live streams",
-        description="Regenerate every spec into a temporary folder and compare it with the "
-        "installed daqwire.generated; encode a synthetic sky image as an AARTFAAC "
-        "window, decode it and print the header, the FITS keywords and image statistics; "
-        "then start an emulator with 3 streams on free loopback ports, read and merge them "
-        "for a few seconds and print the merged groups and the statistics; finally serve a "
-        "PyExpLabSys pull socket whose values change and query it with daqwire's client.",
-    )
-    demo.add_argument("--width", type=int, default=256, help="NAXIS1, pixels (default 256)")
-    demo.add_argument("--height", type=int, default=192, help="NAXIS2, pixels (default 192)")
-    demo.add_argument("--seed", type=int, default=2026, help="seed of the synthetic sky")
-    demo.add_argument(
-        "--live-s",
-        type=float,
-        default=4.0,
-        help="seconds of the live 3-stream emulator/merge part (0 skips it; default 4)",
-    )
-    demo.set_defaults(func=_demo)
+    _add_demo_parser(sub)
 
     from daqwire.codegen.cli import DESCRIPTION as GEN_DESCRIPTION
     from daqwire.codegen.cli import EPILOG as GEN_EPILOG
@@ -123,7 +142,31 @@ def build_parser() -> argparse.ArgumentParser:
     from daqwire.lsst.cli import add_parser as add_lsst_parser
 
     add_lsst_parser(sub)
+
+    from daqwire.specs_cli import add_parser as add_specs_parser
+
+    add_specs_parser(sub)
+
+    from daqwire.conform.cli import add_parser as add_conform_parser
+
+    add_conform_parser(sub)
+    _use_formatter(parser)
     return parser
+
+
+def _add_demo_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``daqwire demo``, from daqwire.demo's DESCRIPTION, EPILOG, add_arguments and run."""
+    from daqwire import demo as demo_module
+
+    demo = sub.add_parser(
+        "demo",
+        help="all four protocol families live on loopback ports, with a status view",
+        description=demo_module.DESCRIPTION,
+        epilog=demo_module.EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    demo_module.add_arguments(demo)
+    demo.set_defaults(func=demo_module.run)
 
 
 def main(argv: list[str] | None = None) -> int:

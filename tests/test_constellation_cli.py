@@ -61,7 +61,7 @@ def test_help_texts(capsys: pytest.CaptureFixture[str]) -> None:
             main(argv)
         assert info.value.code == 0
     out = capsys.readouterr().out
-    assert "cdtp       Constellation data transmission" in out
+    assert "cdtp         Constellation data (CDTP1/CDTP2)" in out
     assert "daqwire cdtp send --port 23999 --size 64KiB --count 1000" in out
     assert "--rate-hz" in out and "1KiB, 64KiB, 1MiB" in out
     with pytest.raises(SystemExit) as info:

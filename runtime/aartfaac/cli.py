@@ -19,7 +19,7 @@ from daqwire.aartfaac.streams import MergedStreams, parse_address
 from daqwire.errors import RemoteProtocolError
 from daqwire.generated.aartfaac import WINDOW_MAX_FITS_BYTES, WINDOW_MAX_IMAGE_BYTES
 
-__all__ = ["add_arguments", "image_sha256"]
+__all__ = ["DESCRIPTION", "EPILOG", "add_arguments", "image_sha256"]
 
 DESCRIPTION = """\
 AARTFAAC all-sky image streams (the protocol tkp.stream reads): an imager emulator, a
@@ -27,16 +27,58 @@ reader that merges several streams by DATE-OBS, and a PNG snapshot of one image.
 """
 
 EPILOG = """\
-commands:
-  emulate    serve synthetic windows on one or more ports, like tkp's stream_emu.py
-  read       connect to streams and print one line per window (one stream) or per
-             merged group (several streams)
-  snapshot   write a PNG of the next image of a stream
+Try it on one machine: the emulator in one terminal, the reader in another.
 
-Try it on one machine:
-  daqwire aartfaac emulate --ports 6666-6668 --size 256x256 --rate-hz 1 &
+examples:
+  daqwire aartfaac emulate --ports 6666-6668 --size 256x256 --rate-hz 1
   daqwire aartfaac read 127.0.0.1:6666 127.0.0.1:6667 127.0.0.1:6668 --count 5
   daqwire aartfaac snapshot 127.0.0.1:6666 --png sky.png
+
+Run `daqwire aartfaac COMMAND --help` for the options of a command.
+"""
+
+EMULATE_DESCRIPTION = """\
+Serve synthetic all-sky images as AARTFAAC windows on one or more TCP ports, like tkp's
+stream_emu.py: one image stream (band) per port. Every port sends the same DATE-OBS on
+each tick, so a reader can merge them. A client that reads too slowly loses its oldest
+windows; the other clients do not wait for it. Runs until Ctrl-C or --duration-s.
+"""
+
+EMULATE_EPILOG = """\
+examples:
+  daqwire aartfaac emulate
+  daqwire aartfaac emulate --ports 6666-6668 --size 256x256 --rate-hz 1
+  daqwire aartfaac emulate --ports 0 --pattern index --duration-s 10
+  daqwire aartfaac emulate --host 0.0.0.0 --ports 6666,6670 --freqs-hz 6e6,8e6
+"""
+
+READ_DESCRIPTION = """\
+Connect to one or more AARTFAAC streams and print one line per window (one stream) or
+per group of images with the same DATE-OBS (several streams). A stream that goes silent
+is reconnected; bad windows are skipped and counted. --json prints the timestamp, the
+streams, the shape and the sha256 of the C-order float32 [y, x] pixels. Ends after
+--count lines, after --duration-s or on Ctrl-C, then prints a summary per stream on
+stderr (with a live status line there while it runs on a terminal).
+"""
+
+READ_EPILOG = """\
+examples:
+  daqwire aartfaac read 127.0.0.1:6666 --count 3
+  daqwire aartfaac read 127.0.0.1:6666 127.0.0.1:6667 127.0.0.1:6668 --count 5
+  daqwire aartfaac read 127.0.0.1:6666 --json --duration-s 10
+  daqwire aartfaac read imager.example.org:6666 --pixel-order naxis1_fastest
+"""
+
+SNAPSHOT_DESCRIPTION = """\
+Connect to one AARTFAAC stream and write its next image as a PNG, NAXIS2 (north) up as
+in FITS, with black and white at two percentiles of the pixels. Bad windows are skipped.
+Needs matplotlib: pip install 'daqwire[png]'.
+"""
+
+SNAPSHOT_EPILOG = """\
+examples:
+  daqwire aartfaac snapshot 127.0.0.1:6666 --png sky.png
+  daqwire aartfaac snapshot 127.0.0.1:6666 --png sky.png --cmap viridis --low 5 --high 99
 """
 
 
@@ -239,8 +281,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     emulate = sub.add_parser(
         "emulate",
         help="serve synthetic AARTFAAC windows (a tkp stream_emu.py replacement)",
-        description="Serve synthetic all-sky images as AARTFAAC windows on one or more TCP "
-        "ports. Every port sends the same DATE-OBS per tick, so a reader can merge them.",
+        description=EMULATE_DESCRIPTION,
+        epilog=EMULATE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_emulate_arguments(emulate)
     emulate.set_defaults(func=run_emulate)
@@ -248,43 +291,55 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     read = sub.add_parser(
         "read",
         help="read streams; print a line per window or per merged group",
-        description="Connect to one or more AARTFAAC streams and print one line per window "
-        "(one stream) or per group of images with the same DATE-OBS (several streams). "
-        "Reconnects on its own; bad windows are skipped and counted. --json prints the "
-        "timestamp, streams, shape and the sha256 of the C-order float32 [y, x] pixels.",
+        description=READ_DESCRIPTION,
+        epilog=READ_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    read.add_argument("addresses", nargs="+", type=_address, metavar="HOST:PORT")
-    read.add_argument("--count", type=int, default=None, help="stop after N lines")
-    read.add_argument("--duration-s", type=float, default=None, help="stop after this long")
+    read.add_argument(
+        "addresses",
+        nargs="+",
+        type=_address,
+        metavar="HOST:PORT",
+        help="the streams, one per port of the imager or emulator",
+    )
+    read.add_argument("--count", type=int, default=None, metavar="N", help="stop after N lines")
+    read.add_argument(
+        "--duration-s", type=float, default=None, metavar="S", help="stop after S seconds"
+    )
     read.add_argument("--json", action="store_true", help="print JSON lines")
     read.add_argument(
         "--max-wait-s",
         type=float,
         default=2.0,
+        metavar="S",
         help="emit an incomplete group after this long (default 2)",
     )
     read.add_argument(
         "--back-log",
         type=int,
         default=BACK_LOG,
+        metavar="N",
         help=f"groups kept for a slow consumer; the oldest is dropped (default {BACK_LOG})",
     )
     read.add_argument(
         "--timeout-s",
         type=float,
         default=DEFAULT_TIMEOUT_S,
+        metavar="S",
         help=f"a stream silent for this long is reconnected (default {DEFAULT_TIMEOUT_S:g})",
     )
     read.add_argument(
         "--max-fits-bytes",
         type=int,
         default=WINDOW_MAX_FITS_BYTES,
+        metavar="N",
         help=f"largest FITS header text accepted (default {WINDOW_MAX_FITS_BYTES})",
     )
     read.add_argument(
         "--max-image-bytes",
         type=int,
         default=WINDOW_MAX_IMAGE_BYTES,
+        metavar="N",
         help=f"largest image accepted, in bytes (default {WINDOW_MAX_IMAGE_BYTES})",
     )
     read.add_argument(
@@ -298,15 +353,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     snap = sub.add_parser(
         "snapshot",
         help="write a PNG of the next image of a stream",
-        description="Connect to one AARTFAAC stream and write its next image as a PNG "
-        "(needs matplotlib: pip install 'daqwire[png]'). North/up is NAXIS2, as in FITS.",
+        description=SNAPSHOT_DESCRIPTION,
+        epilog=SNAPSHOT_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    snap.add_argument("address", type=_address, metavar="HOST:PORT")
+    snap.add_argument("address", type=_address, metavar="HOST:PORT", help="the stream")
     snap.add_argument("--png", required=True, metavar="FILE", help="where to write the PNG")
-    snap.add_argument("--cmap", default="inferno", help="matplotlib colour map")
-    snap.add_argument("--low", type=float, default=1.0, help="percentile shown black (1)")
-    snap.add_argument("--high", type=float, default=99.5, help="percentile shown white (99.5)")
-    snap.add_argument("--timeout-s", type=float, default=DEFAULT_TIMEOUT_S, help="read timeout")
+    snap.add_argument(
+        "--cmap", default="inferno", metavar="NAME", help="matplotlib colour map (inferno)"
+    )
+    snap.add_argument(
+        "--low", type=float, default=1.0, metavar="PCT", help="percentile shown black (1)"
+    )
+    snap.add_argument(
+        "--high", type=float, default=99.5, metavar="PCT", help="percentile shown white (99.5)"
+    )
+    snap.add_argument(
+        "--timeout-s",
+        type=float,
+        default=DEFAULT_TIMEOUT_S,
+        metavar="S",
+        help=f"connect and read timeout (default {DEFAULT_TIMEOUT_S:g})",
+    )
     snap.add_argument(
         "--pixel-order",
         choices=("naxis2_fastest", "naxis1_fastest"),

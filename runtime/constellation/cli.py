@@ -25,16 +25,51 @@ the older Python DataSender's. Both ends must use the same one.
 """
 
 EPILOG = """\
-commands:
-  send       bind a port and send one run of --count records of --size bytes each
-  receive    connect to senders and print one summary line per run (records, bytes,
-             sequence gaps, run condition); --out writes every run to HDF5 or .npy files
+Try it on one machine: the receiver in one terminal, the sender in another.
 
-Try it on one machine (two terminals):
+examples:
   daqwire cdtp receive tcp://127.0.0.1:23999 --runs 1
   daqwire cdtp send --port 23999 --size 64KiB --count 1000
 and with files:
   daqwire cdtp receive 127.0.0.1:23999 --runs 1 --out runs --format hdf5
+
+Run `daqwire cdtp COMMAND --help` for the options of a command.
+"""
+
+SEND_DESCRIPTION = """\
+Bind a ZeroMQ PUSH socket and send one run: a BOR (tags {run_id}, configuration
+{size_bytes, count, rate_hz}), --count data records of --size random bytes each (tag
+dtype=uint8), and an EOR. The BOR waits up to --timeout-s for a receiver to connect; a
+live progress line is shown on a terminal. CDTP2 packs records into messages of up to
+--batch-bytes, as Constellation does. Exit status 1 if the run could not be sent, 2 if
+the port could not be bound, 130 on Ctrl-C (no EOR is sent then).
+"""
+
+SEND_EPILOG = """\
+examples:
+  daqwire cdtp send --port 23999
+  daqwire cdtp send --port 23999 --size 64KiB --count 1000
+  daqwire cdtp send --port 23999 --proto 1 --size 1000 --count 50 --rate-hz 10
+  daqwire cdtp send --port 23999 --run-id run_0042 --name RandomDataSender.sat1
+"""
+
+RECEIVE_DESCRIPTION = """\
+Connect a ZeroMQ PULL socket to one or more senders (or bind with --bind and let senders
+connect) and print one line per run when its EOR arrives: records, bytes, missed sequence
+numbers and the run condition (INCOMPLETE is added when records were missed). Bad
+messages are reported and skipped. Ends after --runs runs, after --timeout-s without
+messages, or on Ctrl-C; then it waits up to --eor-timeout-s for the EOR of open runs and
+ends them as ABORTED. Exit status 1 when data was lost, an EOR was missing, or fewer than
+--runs runs ended.
+"""
+
+RECEIVE_EPILOG = """\
+examples:
+  daqwire cdtp receive tcp://127.0.0.1:23999 --runs 1
+  daqwire cdtp receive 127.0.0.1:23999 --runs 1 --out runs --format hdf5
+  daqwire cdtp receive host1:23999 host2:23999 --json --timeout-s 60
+  daqwire cdtp receive tcp://*:24000 --bind --allow RandomDataSender.sat1
+  daqwire cdtp receive 127.0.0.1:23999 --proto 1 --out runs --format npy
 """
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$")
@@ -355,58 +390,69 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     send = sub.add_parser(
         "send",
         help="bind a port and send one run (BOR, data records, EOR)",
-        description="Bind a ZeroMQ PUSH socket and send one run: a BOR (tags {run_id}, "
-        "configuration {size_bytes, count, rate_hz}), --count data records of --size random "
-        "bytes each (tag dtype=uint8), and an EOR. The BOR waits up to --timeout-s for a "
-        "receiver to connect; a live progress line is shown on a terminal.",
+        description=SEND_DESCRIPTION,
+        epilog=SEND_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     send.add_argument(
         "--proto", type=int, choices=(1, 2), default=2, help="CDTP version (default 2)"
     )
-    send.add_argument("--port", type=int, default=0, help="TCP port to bind (default 0: any)")
+    send.add_argument(
+        "--port", type=int, default=0, metavar="N", help="TCP port to bind (default 0: any)"
+    )
     send.add_argument("--host", default="*", help="interface to bind (default *: all)")
     send.add_argument(
         "--size",
         type=parse_size,
         default=parse_size("1KiB"),
+        metavar="BYTES",
         help="bytes per record: 1000, 1KiB, 64KiB, 1MiB, 1MB ... (default 1KiB)",
     )
-    send.add_argument("--count", type=int, default=100, help="data records (default 100)")
     send.add_argument(
-        "--rate-hz", type=float, default=None, help="records per second (default: flat out)"
+        "--count", type=int, default=100, metavar="N", help="data records (default 100)"
+    )
+    send.add_argument(
+        "--rate-hz",
+        type=float,
+        default=None,
+        metavar="HZ",
+        help="records per second (default: flat out)",
     )
     send.add_argument(
         "--name",
         default="DaqwireSender.cli",
+        metavar="CLASS.NAME",
         help="canonical sender name <Class>.<name> (default DaqwireSender.cli)",
     )
-    send.add_argument("--run-id", default="run_0001", help="run identifier (default run_0001)")
+    send.add_argument(
+        "--run-id", default="run_0001", metavar="ID", help="run identifier (default run_0001)"
+    )
     send.add_argument(
         "--timeout-s",
         type=float,
         default=30.0,
+        metavar="S",
         help="wait this long for a receiver to take the BOR, data and EOR (default 30)",
     )
     send.add_argument(
         "--batch-bytes",
         type=parse_size,
         default=parse_size("128KiB"),
+        metavar="BYTES",
         help="CDTP2: pack records into one message up to this many bytes (0: one per "
         "message; default 128KiB, as Constellation)",
     )
-    send.add_argument("--seed", type=int, default=0, help="seed of the random payload")
+    send.add_argument(
+        "--seed", type=int, default=0, metavar="N", help="seed of the random payload (default 0)"
+    )
     send.set_defaults(func=run_send)
 
     recv = sub.add_parser(
         "receive",
         help="receive runs; print a summary per run; optionally write files",
-        description="Connect a ZeroMQ PULL socket to one or more senders (or bind with "
-        "--bind and let senders connect) and print one line per run when its EOR arrives: "
-        "records, bytes, missed sequence numbers and the run condition (INCOMPLETE is added "
-        "when records were missed). Bad messages are reported and skipped. Ends after "
-        "--runs runs, after --timeout-s without messages, or on Ctrl-C; then it waits up "
-        "to --eor-timeout-s for the EOR of open runs and ends them as ABORTED. Exit status "
-        "1 when data was lost, an EOR was missing, or fewer than --runs runs ended.",
+        description=RECEIVE_DESCRIPTION,
+        epilog=RECEIVE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     recv.add_argument(
         "endpoints",
@@ -418,17 +464,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     recv.add_argument(
         "--proto", type=int, choices=(1, 2), default=2, help="CDTP version (default 2)"
     )
-    recv.add_argument("--runs", type=int, default=None, help="stop after N runs ended")
+    recv.add_argument("--runs", type=int, default=None, metavar="N", help="stop after N runs ended")
     recv.add_argument(
         "--timeout-s",
         type=float,
         default=None,
+        metavar="S",
         help="stop when nothing arrived for this long (default: wait for Ctrl-C or --runs)",
     )
     recv.add_argument(
         "--eor-timeout-s",
         type=float,
         default=10.0,
+        metavar="S",
         help="when stopping, wait this long for missing EORs (default 10)",
     )
     recv.add_argument("--out", metavar="DIR", help="write every run into DIR")
@@ -451,6 +499,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-message-bytes",
         type=parse_size,
         default=None,
+        metavar="BYTES",
         help="disconnect a sender whose frame is larger than this (default: no limit)",
     )
     recv.set_defaults(func=run_receive)

@@ -23,20 +23,77 @@ the real message shapes, so the clients can be tried without a telescope.
 """
 
 EPILOG = """\
-commands:
-  mock-tma    serve all 26 TMA telemetry topics (one client at a time)
-  mock-m2     serve a mock M2 cell controller: command and telemetry ports
-  telemetry   run the MTMount telemetry client; print the SAL topics it publishes with
-              live rates (optionally republish them on a ZeroMQ PUB socket)
-  m2          send one command to an M2 controller and wait for its final status
+Try it on one machine: the mock in one terminal, the client in another.
 
-Try it on one machine (two terminals):
+examples:
   daqwire lsst mock-tma --port 50035
   daqwire lsst telemetry --host 127.0.0.1 --port 50035 --seconds 5
 and for M2:
   daqwire lsst mock-m2 --command-port 50010 --telemetry-port 50011
   daqwire lsst m2 127.0.0.1 --command-port 50010 --telemetry-port 50011 \\
       --command power --details '{"powerType": 2, "status": true}'
+
+Run `daqwire lsst COMMAND --help` for the options of a command.
+"""
+
+MOCK_TMA_DESCRIPTION = """\
+Serve a mock TMA telemetry port: every topic of the mtmount_telemetry spec (see `daqwire
+specs show mtmount_telemetry`) with its real field names, numbered array keys and TAI
+timestamps, at --rate-hz per topic, to one client at a time, until Ctrl-C. Exit status 2
+if the port cannot be bound.
+"""
+
+MOCK_TMA_EPILOG = """\
+examples:
+  daqwire lsst mock-tma
+  daqwire lsst mock-tma --port 0 --rate-hz 50
+  daqwire lsst mock-tma --host 0.0.0.0 --port 50035
+"""
+
+MOCK_M2_DESCRIPTION = """\
+Serve a mock M2 cell controller until Ctrl-C. On the command port it answers a known
+command ack then success (or fail for bad details) and an unknown one noack, and sends
+the welcome burst of events on every connect; on the telemetry port it streams telemetry
+(20 Hz by default). Exit status 2 if a port cannot be bound.
+"""
+
+MOCK_M2_EPILOG = """\
+examples:
+  daqwire lsst mock-m2
+  daqwire lsst mock-m2 --command-port 50010 --telemetry-port 50011
+  daqwire lsst mock-m2 --command-port 0 --telemetry-port 0 --telemetry-hz 5
+"""
+
+TELEMETRY_DESCRIPTION = """\
+Connect the MTMount TelemetryClient to a TMA telemetry port and show the SAL topics it
+publishes (tel_<topic>, evt_clockOffset, evt_telemetryConnected,
+tel_telemetryClientHeartbeat): each new topic once, a live status line on a terminal,
+and a table of samples and rates at the end. Malformed lines are counted and skipped.
+Ends after --seconds, on Ctrl-C, or when the client gives up (no telemetry for 1 s, or
+the connection is lost). Exit status 2 if it could not connect, 1 if it gave up or
+published nothing.
+"""
+
+TELEMETRY_EPILOG = """\
+examples:
+  daqwire lsst telemetry --host 127.0.0.1 --port 50035 --seconds 5
+  daqwire lsst telemetry --host tma.example.org
+  daqwire lsst telemetry --host 127.0.0.1 --zmq-pub tcp://*:5600
+"""
+
+M2_DESCRIPTION = """\
+Connect to an M2 cell controller's command and telemetry ports, send one command
+cmd_<NAME> with the --details JSON object, and wait for its final status, matched by
+sequence_id (ack is intermediate; a status for another command is logged and ignored).
+Exit status 0 on success, 1 on fail, noack or timeout, 2 if it could not connect.
+"""
+
+M2_EPILOG = """\
+examples:
+  daqwire lsst m2 127.0.0.1 --command power --details '{"powerType": 2, "status": true}'
+  daqwire lsst m2 127.0.0.1 --command-port 50010 --telemetry-port 50011 --command clearErrors
+  daqwire lsst m2 m2-controller.example.org --command power --timeout-s 30 \\
+      --details '{"powerType": 1, "status": false}'
 """
 
 
@@ -283,46 +340,69 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     tma = sub.add_parser(
         "mock-tma",
         help="serve all 26 TMA telemetry topics",
-        description="Serve a mock TMA telemetry port: every topic of specs/"
-        "mtmount_telemetry.yaml with its real field names, numbered array keys and TAI "
-        "timestamps, at --rate-hz per topic, to one client at a time.",
+        description=MOCK_TMA_DESCRIPTION,
+        epilog=MOCK_TMA_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     tma.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
-    tma.add_argument("--port", type=int, default=50035, help="TCP port (default 50035; 0: any)")
-    tma.add_argument("--rate-hz", type=float, default=10.0, help="samples per topic per second")
+    tma.add_argument(
+        "--port", type=int, default=50035, metavar="N", help="TCP port (default 50035; 0: any)"
+    )
+    tma.add_argument(
+        "--rate-hz",
+        type=float,
+        default=10.0,
+        metavar="HZ",
+        help="samples per topic per second (default 10)",
+    )
     tma.set_defaults(func=run_mock_tma_command)
 
     m2 = sub.add_parser(
         "mock-m2",
         help="serve a mock M2 cell controller",
-        description="Serve a mock M2 cell controller: on the command port it answers a "
-        "known command ack then success (or fail for bad details) and an unknown one noack, "
-        "and sends the welcome burst of events on every connect; on the telemetry port it "
-        "streams telemetry (20 Hz by default).",
+        description=MOCK_M2_DESCRIPTION,
+        epilog=MOCK_M2_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     m2.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
-    m2.add_argument("--command-port", type=int, default=50000, help="default 50000; 0: any")
-    m2.add_argument("--telemetry-port", type=int, default=50001, help="default 50001; 0: any")
-    m2.add_argument("--telemetry-hz", type=float, default=20.0, help="telemetry cycles per second")
+    m2.add_argument(
+        "--command-port", type=int, default=50000, metavar="N", help="default 50000; 0: any"
+    )
+    m2.add_argument(
+        "--telemetry-port", type=int, default=50001, metavar="N", help="default 50001; 0: any"
+    )
+    m2.add_argument(
+        "--telemetry-hz",
+        type=float,
+        default=20.0,
+        metavar="HZ",
+        help="telemetry cycles per second (default 20)",
+    )
     m2.set_defaults(func=run_mock_m2_command)
 
     tel = sub.add_parser(
         "telemetry",
         help="run the MTMount telemetry client and show what it publishes",
-        description="Connect the MTMount TelemetryClient to a TMA telemetry port and show the "
-        "SAL topics it publishes (tel_<topic>, evt_clockOffset, evt_telemetryConnected, "
-        "tel_telemetryClientHeartbeat): each new topic once, a live status line on a "
-        "terminal, and a table of samples and rates at the end. Malformed lines are counted "
-        "and skipped. Ends after --seconds, on Ctrl-C, or when the client gives up (no "
-        "telemetry for 1 s, or the connection is lost). Exit status 2 if it could not "
-        "connect, 1 if it gave up or published nothing.",
+        description=TELEMETRY_DESCRIPTION,
+        epilog=TELEMETRY_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     tel.add_argument("--host", required=True, help="host of the TMA telemetry port")
-    tel.add_argument("--port", type=int, default=50035, help="TCP port (default 50035)")
-    tel.add_argument("--seconds", type=float, default=None, help="stop after this long")
-    tel.add_argument("--timeout-s", type=float, default=10.0, help="connect timeout (default 10)")
     tel.add_argument(
-        "--line-limit", type=int, default=65536, help="longest line accepted (default 65536)"
+        "--port", type=int, default=50035, metavar="N", help="TCP port (default 50035)"
+    )
+    tel.add_argument(
+        "--seconds", type=float, default=None, metavar="S", help="stop after S seconds"
+    )
+    tel.add_argument(
+        "--timeout-s", type=float, default=10.0, metavar="S", help="connect timeout (default 10)"
+    )
+    tel.add_argument(
+        "--line-limit",
+        type=int,
+        default=65536,
+        metavar="BYTES",
+        help="longest line accepted (default 65536)",
     )
     tel.add_argument(
         "--zmq-pub",
@@ -335,21 +415,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     cmd = sub.add_parser(
         "m2",
         help="send one command to an M2 controller and wait for its status",
-        description="Connect to an M2 cell controller's command and telemetry ports, send "
-        "one command cmd_<NAME> with the --details JSON object, and wait for its final "
-        "status matched by sequence_id (ack is intermediate; a status for another command "
-        "is logged and ignored). Exit status 0 on success, 1 on fail, noack or timeout, 2 "
-        "if it could not connect.",
+        description=M2_DESCRIPTION,
+        epilog=M2_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    cmd.add_argument("host", help="host of the controller")
-    cmd.add_argument("--command", required=True, metavar="NAME", help="command name (power)")
+    cmd.add_argument("host", metavar="HOST", help="host of the controller")
     cmd.add_argument(
-        "--details", default=None, help="JSON object of parameters: '{\"powerType\": 2}'"
+        "--command",
+        required=True,
+        metavar="NAME",
+        help="command name without cmd_ (power, clearErrors, ...)",
     )
-    cmd.add_argument("--command-port", type=int, default=50000, help="default 50000")
-    cmd.add_argument("--telemetry-port", type=int, default=50001, help="default 50001")
     cmd.add_argument(
-        "--timeout-s", type=float, default=10.0, help="connect and status timeout (default 10)"
+        "--details",
+        default=None,
+        metavar="OBJECT",
+        help="JSON object of parameters: '{\"powerType\": 2}'",
+    )
+    cmd.add_argument("--command-port", type=int, default=50000, metavar="N", help="default 50000")
+    cmd.add_argument("--telemetry-port", type=int, default=50001, metavar="N", help="default 50001")
+    cmd.add_argument(
+        "--timeout-s",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="connect and status timeout (default 10)",
     )
     cmd.set_defaults(func=run_m2_command)
 

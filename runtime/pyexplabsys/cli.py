@@ -29,6 +29,8 @@ PyExpLabSys.common.sockets, answer every request, and accept UTF-8.
 """
 
 EPILOG = """\
+Try it on one machine: a server in one terminal, the client commands in another.
+
 examples:
   daqwire pyexplabsys serve-pull --codenames temperature,pressure --simulate
   daqwire pyexplabsys query localhost raw
@@ -37,6 +39,65 @@ examples:
   daqwire pyexplabsys push localhost --json '{"setpoint": 21.5}'
 
 Run `daqwire pyexplabsys COMMAND --help` for the options of a command.
+"""
+
+SERVE_PULL_DESCRIPTION = """\
+Serve a pull socket (DateDataPullSocket, or DataPullSocket with --type data) that answers
+the pull commands (name, codenames_raw, raw, json, CODENAME#raw, ...) with the latest
+point of each codename, until Ctrl-C or --duration-s. Without --simulate every codename
+keeps its default point (0.0, 0.0); with it, the values change slowly.
+"""
+
+SERVE_PULL_EPILOG = """\
+examples:
+  daqwire pyexplabsys serve-pull --codenames temperature,pressure --simulate
+  daqwire pyexplabsys serve-pull --codenames a,b --type data --port 9010
+  daqwire pyexplabsys serve-pull --codenames a,b --timeouts 5,none --simulate
+  daqwire pyexplabsys serve-pull --codenames t --port 0 --duration-s 30
+"""
+
+SERVE_PUSH_DESCRIPTION = """\
+Serve a push socket (DataPushSocket) until Ctrl-C or --duration-s, and print every push
+it takes as one JSON line on stdout. --action decides what the socket does with the
+data: store_last, enqueue, or call back (callback_direct answers with the callback's
+value in --return-format).
+"""
+
+SERVE_PUSH_EPILOG = """\
+examples:
+  daqwire pyexplabsys serve-push
+  daqwire pyexplabsys serve-push --action callback_direct --return-format json
+  daqwire pyexplabsys serve-push --action enqueue --max-queue-size 100
+  daqwire pyexplabsys serve-push --host 0.0.0.0 --allow 10.0.0.0/8 --allow 192.168.1.7
+"""
+
+QUERY_DESCRIPTION = """\
+Send one pull command to a pull socket and print its typed reply as JSON, or with --wire
+the reply datagram as it came. A lost reply is retried (--retries) after --timeout-s.
+Exit status 1 if no reply came or the reply is an error (UNKNOWN_COMMMAND for a codename
+the socket does not have), 2 if COMMAND is none of those listed below.
+"""
+
+QUERY_EPILOG = """\
+examples:
+  daqwire pyexplabsys query localhost name
+  daqwire pyexplabsys query localhost raw
+  daqwire pyexplabsys query localhost:9000 temperature#json
+  daqwire pyexplabsys query localhost status
+  daqwire pyexplabsys query 192.168.1.20:9010 json_wn --wire --timeout-s 2
+"""
+
+PUSH_DESCRIPTION = """\
+Push data to a push socket as json_wn#... (--json) or raw_wn#... (--raw) and print its
+reply: Ack, RetJson, RetRaw or RetString. Pushes are never retried, so a lost reply is
+an error (exit status 1); data that is not JSON is exit status 2.
+"""
+
+PUSH_EPILOG = """\
+examples:
+  daqwire pyexplabsys push localhost --json '{"setpoint": 21.5}'
+  daqwire pyexplabsys push localhost:8500 --raw 'setpoint:float:21.5;mode:str:auto'
+  daqwire pyexplabsys push localhost --json '{"x": 1}' --return-format raw
 """
 
 PULL_COMMANDS = ("name", "codenames_raw", "codenames_json", "raw", "raw_wn", "json", "json_wn")
@@ -254,59 +315,94 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     pull = sub.add_parser(
         "serve-pull",
         help="serve a pull socket (DateDataPullSocket or DataPullSocket)",
-        description="Serve the latest point of each codename until Ctrl-C. Without "
-        "--simulate every codename keeps its default point (0.0, 0.0).",
+        description=SERVE_PULL_DESCRIPTION,
+        epilog=SERVE_PULL_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    pull.add_argument("--codenames", required=True, help="comma-separated codenames, e.g. a,b")
-    pull.add_argument("--name", default="daqwire pull socket", help="the socket's name")
+    pull.add_argument(
+        "--codenames", required=True, metavar="A,B,...", help="comma-separated codenames"
+    )
+    pull.add_argument(
+        "--name", default="daqwire pull socket", metavar="TEXT", help="the socket's name"
+    )
     pull.add_argument(
         "--type", choices=("date", "data"), default="date", help="date (x is unix time) or data"
     )
     pull.add_argument("--host", default="", help="interface to bind (default: all)")
-    pull.add_argument("--port", type=int, help="UDP port (default 9000 date, 9010 data; 0: any)")
+    pull.add_argument(
+        "--port", type=int, metavar="N", help="UDP port (default 9000 date, 9010 data; 0: any)"
+    )
     pull.add_argument(
         "--timeouts",
+        metavar="S[,S...]",
         help="seconds after which a point is OLD_DATA: one value, or one per codename "
         "(comma-separated, 'none' for no timeout)",
     )
     pull.add_argument(
         "--simulate", action="store_true", help="set slowly changing values on every codename"
     )
-    pull.add_argument("--interval-s", type=float, default=0.5, help="--simulate update period")
-    pull.add_argument("--duration-s", type=float, help="stop after this many seconds")
+    pull.add_argument(
+        "--interval-s",
+        type=float,
+        default=0.5,
+        metavar="S",
+        help="--simulate update period (default 0.5)",
+    )
+    pull.add_argument(
+        "--duration-s", type=float, metavar="S", help="stop after S seconds (default: Ctrl-C)"
+    )
     pull.set_defaults(func=_run_serve_pull)
 
     push = sub.add_parser(
         "serve-push",
         help="serve a push socket and print the data pushed to it",
-        description="Serve a DataPushSocket until Ctrl-C; every push is printed as one JSON "
-        "line on stdout. callback_direct echoes the data back in --return-format.",
+        description=SERVE_PUSH_DESCRIPTION,
+        epilog=SERVE_PUSH_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    push.add_argument("--name", default="daqwire push socket", help="the socket's name")
+    push.add_argument(
+        "--name", default="daqwire push socket", metavar="TEXT", help="the socket's name"
+    )
     push.add_argument(
         "--action",
         choices=("store_last", "enqueue", "callback_async", "callback_direct"),
         default="store_last",
         help="what to do with pushed data (default store_last)",
     )
-    push.add_argument("--return-format", choices=("json", "raw", "string"), default="json")
+    push.add_argument(
+        "--return-format",
+        choices=("json", "raw", "string"),
+        default="json",
+        help="how callback_direct writes its RET# reply (default json)",
+    )
     push.add_argument("--host", default="", help="interface to bind (default: all)")
-    push.add_argument("--port", type=int, default=PUSH_PORT, help="UDP port (default 8500)")
+    push.add_argument(
+        "--port", type=int, default=PUSH_PORT, metavar="N", help="UDP port (default 8500; 0: any)"
+    )
     push.add_argument(
         "--allow",
         action="append",
         metavar="IP_OR_NETWORK",
         help="accept pushes only from these sources (repeatable, e.g. 10.0.0.0/8)",
     )
-    push.add_argument("--max-queue-size", type=int, default=0, help="bound the queue (0: none)")
-    push.add_argument("--duration-s", type=float, help="stop after this many seconds")
+    push.add_argument(
+        "--max-queue-size",
+        type=int,
+        default=0,
+        metavar="N",
+        help="enqueue: refuse pushes beyond N queued (default 0: no bound)",
+    )
+    push.add_argument(
+        "--duration-s", type=float, metavar="S", help="stop after S seconds (default: Ctrl-C)"
+    )
     push.set_defaults(func=_run_serve_push)
 
     query = sub.add_parser(
         "query",
         help="send one pull command and print the reply",
-        description="Send COMMAND to a pull socket and print the typed reply as JSON "
-        "(--wire: the reply datagram as it came).",
+        description=QUERY_DESCRIPTION,
+        epilog=QUERY_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     query.add_argument(
         "address",
@@ -321,15 +417,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "CODENAME#raw or CODENAME#json",
     )
     query.add_argument("--wire", action="store_true", help="print the reply datagram as it came")
-    query.add_argument("--timeout-s", type=float, default=1.0, help="reply timeout (default 1)")
-    query.add_argument("--retries", type=int, default=2, help="retries after a timeout")
+    query.add_argument(
+        "--timeout-s", type=float, default=1.0, metavar="S", help="reply timeout (default 1)"
+    )
+    query.add_argument(
+        "--retries", type=int, default=2, metavar="N", help="retries after a timeout (default 2)"
+    )
     query.set_defaults(func=_run_query)
 
     send = sub.add_parser(
         "push",
         help="push data to a push socket and print the reply",
-        description="Send json_wn#... (or raw_wn#...) to a push socket and print its reply "
-        "(Ack, RetJson, RetRaw or RetString). Pushes are never retried.",
+        description=PUSH_DESCRIPTION,
+        epilog=PUSH_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     send.add_argument(
         "address",
@@ -338,13 +439,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the socket (default port 8500)",
     )
     what = send.add_mutually_exclusive_group(required=True)
-    what.add_argument("--json", help="a JSON object, e.g. '{\"setpoint\": 21.5}'")
-    what.add_argument("--raw", help="raw_wn text, e.g. 'setpoint:float:21.5;mode:str:auto'")
+    what.add_argument("--json", metavar="OBJECT", help="a JSON object, e.g. '{\"setpoint\": 21.5}'")
+    what.add_argument(
+        "--raw", metavar="TEXT", help="raw_wn text, e.g. 'setpoint:float:21.5;mode:str:auto'"
+    )
     send.add_argument(
         "--return-format",
         choices=("json", "raw", "string"),
         default="json",
         help="how to read a RET# reply of a callback_direct socket (default json)",
     )
-    send.add_argument("--timeout-s", type=float, default=1.0, help="reply timeout (default 1)")
+    send.add_argument(
+        "--timeout-s", type=float, default=1.0, metavar="S", help="reply timeout (default 1)"
+    )
     send.set_defaults(func=_run_push)
