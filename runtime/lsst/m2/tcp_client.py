@@ -45,7 +45,7 @@ def index_generator(imin: int = 1, imax: int = SEQUENCE_ID_MAX) -> Iterator[int]
 
 
 class TcpClient(Client):
-    """A ts_tcpip client of one M2 port: writes cmd_/evt_/tel_ messages, passes reads to a callback.
+    """A ts_tcpip client of one M2 port: writes ``cmd_``, ``evt_`` and ``tel_`` messages.
 
     Every line read is passed as ``callback_process_message(*args, message=<value>)``. A bad
     line (not JSON, not UTF-8, too long) is logged and skipped; EOF or a reset ends the
