@@ -852,11 +852,22 @@ def spec_paths(specs_dir: Path, only: Iterable[str] = ()) -> list[Path]:
     return paths
 
 
+def _shown_path(path: Path) -> str:
+    """How messages and stamps name a spec file: ``specs/x.yaml`` for daqwire's own specs,
+    else the path relative to the working folder (never an absolute path of this machine)."""
+    if path.parent.resolve() == default_specs_dir().resolve():
+        return f"specs/{path.name}"
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return f"{path.parent.name}/{path.name}"
+
+
 def render_all(specs_dir: Path, only: Iterable[str] = ()) -> list[GeneratedFile]:
     """Every generated file for the specs in ``specs_dir``."""
     files: list[GeneratedFile] = []
     for path in spec_paths(specs_dir, only):
-        shown = f"specs/{path.name}"
+        shown = _shown_path(path)
         spec = load_spec(path, display_name=shown)
         files += render_spec(spec, shown)
     return files
