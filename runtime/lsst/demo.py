@@ -1,73 +1,137 @@
-"""The LSST part of ``daqwire demo``: the mock TMA streaming to the MTMount telemetry client."""
+"""The LSST part of ``daqwire demo``: the mock TMA streaming MTMount telemetry to the telemetry
+client, in an asyncio loop of its own thread, with one bad line injected on purpose."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any, TextIO
+import logging
+import threading
 
+from daqwire.demo import Counts, DemoComponent
 from daqwire.lsst.mtmount.mock_tma import MockTma
 from daqwire.lsst.mtmount.publisher import InProcessPublisher
 from daqwire.lsst.mtmount.telemetry_client import SAL_TOPICS, TelemetryClient
 
-__all__ = ["run_lsst_demo"]
+__all__ = ["BAD_LINE", "LsstDemo"]
+
+logger = logging.getLogger(__name__)
+
+#: the line injected on purpose: a telemetry frame with bad UTF-8 in it
+BAD_LINE = b'{"topicID": 6, "actualPosition": \xff}\r\n'
 
 
-def run_lsst_demo(
-    out: TextIO, *, section: int = 6, run_s: float = 1.5, rate_hz: float = 10.0
-) -> int:
-    """Stream every TMA topic into a TelemetryClient with one bad line; 0 when all arrived."""
-    print(
-        f"\n== {section}. LSST: the mock TMA streaming 26 telemetry topics to the MTMount "
-        f"telemetry client for {run_s:g} s",
-        file=out,
-    )
-    return asyncio.run(_run(out, run_s=run_s, rate_hz=rate_hz))
+class LsstDemo(DemoComponent):
+    """MockTma at ``rate_hz`` per topic and a TelemetryClient; ``BAD_LINE`` is written after
+    ``inject_after_s``, and the client must skip it and stay connected."""
 
+    name = "lsst"
+    rate_unit = "lines/s"
+    description = "mock TMA streaming telemetry to the MTMount TelemetryClient"
 
-async def _run(out: TextIO, *, run_s: float, rate_hz: float) -> int:
-    publisher = InProcessPublisher(queue_size=0)
-    first: dict[str, dict[str, Any]] = {}
+    def __init__(
+        self, *, rate_hz: float = 10.0, inject_after_s: float = 0.5, start_timeout_s: float = 10.0
+    ) -> None:
+        super().__init__()
+        self._rate_hz = rate_hz
+        self._inject_after_s = inject_after_s
+        self._start_timeout_s = start_timeout_s
+        self._publisher = InProcessPublisher(queue_size=0)
+        self._tma: MockTma | None = None
+        self._client: TelemetryClient | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._quit: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._start_error: BaseException | None = None
+        self._injected = 0
 
-    def keep_first(topic: str, data: dict[str, Any]) -> None:
-        first.setdefault(topic, data)
+    def _start(self) -> None:
+        self._spawn(self._thread_main, "loop")
+        if not self._ready.wait(self._start_timeout_s):
+            raise TimeoutError(
+                f"the mock TMA and client did not start in {self._start_timeout_s} s"
+            )
+        if self._start_error is not None:
+            raise self._start_error
+        assert self._tma is not None
+        self.endpoints = (f"tcp 127.0.0.1:{self._tma.port}",)
 
-    publisher.subscribe(keep_first)
-    async with MockTma(port=0, rate_hz=rate_hz) as tma:
-        client = TelemetryClient("127.0.0.1", tma.port, publisher=publisher)
-        print(f"mock TMA on 127.0.0.1:{tma.port}, {rate_hz:g} Hz per topic", file=out)
+    def _thread_main(self) -> None:
         try:
-            await client.start_task
-            if client.start_error is not None:
-                print(f"could not connect: {client.start_error!r}", file=out)
-                return 1
-            await asyncio.sleep(run_s / 2)
-            await tma.inject(b'{"topicID": 6, "actualPosition": \xff}\r\n')
-            await asyncio.sleep(run_s / 2)
-            connected = client.connected
+            asyncio.run(self._main())
         finally:
-            await client.close()
-    stats = client.stats
-    topics = [t for t in publisher.counts if t.removeprefix("tel_") in SAL_TOPICS.values()]
-    azimuth = first.get("tel_azimuth", {})
-    drives = first.get("tel_azimuthDrives", {})
-    print(
-        f"published {stats.frames} samples of {len(topics)}/{len(SAL_TOPICS)} topics; "
-        f"clock offsets {stats.clock_offsets}, heartbeats {stats.heartbeats}",
-        file=out,
-    )
-    if azimuth and drives:
-        print(
-            f"tel_azimuth actualPosition {azimuth['actualPosition']:.4f} deg; "
-            f"tel_azimuthDrives current: {len(drives['current'])} values "
-            f"(wire keys current1..current{len(drives['current'])})",
-            file=out,
-        )
-    print(
-        f"a line of bad UTF-8 was injected: skipped {stats.malformed}, still connected {connected}",
-        file=out,
-    )
-    if len(topics) != len(SAL_TOPICS) or stats.malformed != 1 or not connected:
-        print("LSST TELEMETRY INCOMPLETE", file=out)
-        return 1
-    print("lsst ok", file=out)
-    return 0
+            self._ready.set()  # never leave start() waiting
+
+    async def _main(self) -> None:
+        self._quit = asyncio.Event()
+        self._loop = asyncio.get_running_loop()  # after _quit: _shutdown reads them in turn
+        if self.stopping.is_set():
+            return
+        try:
+            async with MockTma(port=0, rate_hz=self._rate_hz) as tma:
+                self._tma = tma
+                # a 5 s telemetry timeout (not 1 s): a busy CI host must not end the demo
+                client = TelemetryClient(
+                    "127.0.0.1", tma.port, publisher=self._publisher, telemetry_timeout=5.0
+                )
+                self._client = client
+                try:
+                    await client.start_task
+                    if client.start_error is not None:
+                        raise client.start_error
+                    self._ready.set()
+                    await self._stream(tma, client)
+                finally:
+                    await client.close()
+        except BaseException as exc:
+            if not self._ready.is_set():
+                self._start_error = exc
+                return
+            raise
+
+    async def _stream(self, tma: MockTma, client: TelemetryClient) -> None:
+        assert self._quit is not None
+        try:
+            await asyncio.wait_for(self._quit.wait(), self._inject_after_s)
+        except TimeoutError:
+            await tma.inject(BAD_LINE)
+            self._injected += 1
+            await self._quit.wait()
+        if not client.connected:
+            self.report_error("the telemetry client lost its connection to the mock TMA")
+
+    def _shutdown(self) -> None:
+        loop, quit_event = self._loop, self._quit
+        if loop is not None and quit_event is not None:
+            try:
+                loop.call_soon_threadsafe(quit_event.set)
+            except RuntimeError:  # the loop already ended
+                pass
+
+    def _counts(self) -> Counts:
+        client, tma = self._client, self._tma
+        if client is None or tma is None:
+            return Counts({"lines": 0, "topics": "0/0"}, 0, no_progress="not started")
+        stats = client.stats
+        counts = self._publisher.counts
+        topics = sum(1 for name in SAL_TOPICS.values() if counts.get(f"tel_{name}"))
+        lines = stats.frames + stats.malformed + stats.unknown + stats.errors
+        malformed = max(stats.malformed - self._injected, 0)
+        counters: dict[str, int | str] = {
+            "lines": lines,
+            "messages": stats.frames,
+            "topics": f"{topics}/{len(SAL_TOPICS)}",
+            "heartbeats": stats.heartbeats,
+            "malformed": malformed,
+        }
+        skipped = min(stats.malformed, self._injected)
+        expected = {"bad lines injected": skipped} if skipped else {}
+        errors = malformed + stats.errors + stats.unknown + self._publisher.callback_errors
+        running = self._ready.is_set() and not self.stopping.is_set()
+        if running and not client.connected:
+            errors += 1  # the client gave up on the stream (reported again at stop)
+        no_progress = None
+        if stats.frames == 0:
+            no_progress = "no telemetry sample published"
+        elif topics < len(SAL_TOPICS):
+            no_progress = f"only {topics} of {len(SAL_TOPICS)} topics seen"
+        return Counts(counters, lines, errors=errors, expected=expected, no_progress=no_progress)

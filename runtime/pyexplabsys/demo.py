@@ -1,82 +1,150 @@
-"""The PyExpLabSys part of ``daqwire demo``: a pull socket with changing values, queried."""
+"""The PyExpLabSys part of ``daqwire demo``: a pull socket with changing values, a push
+socket, and a client that queries the one and pushes what it read to the other."""
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
-from typing import TextIO
 
+from daqwire.demo import Counts, DemoComponent
 from daqwire.errors import UnknownCommandError
-from daqwire.generated.pyexplabsys import OldData
+from daqwire.generated.pyexplabsys import Ack, OldData
 from daqwire.pyexplabsys.client import PullClient, PushClient
 from daqwire.pyexplabsys.pull import DateDataPullSocket
 from daqwire.pyexplabsys.push import DataPushSocket
 
-__all__ = ["run_pyexplabsys_demo"]
+__all__ = ["PyExpLabSysDemo"]
+
+logger = logging.getLogger(__name__)
 
 
-def run_pyexplabsys_demo(out: TextIO, *, section: int = 4, rounds: int = 5) -> int:
-    """Serve two codenames whose values change, query them with our client; 0 when all is well."""
-    print(f"\n== {section}. PyExpLabSys: a pull socket with changing values", file=out)
-    stop = threading.Event()
-    step = threading.Event()
-    sock = DateDataPullSocket(
-        "demo instrument",
-        ["temperature", "pressure"],
-        port=0,
-        host="127.0.0.1",
-        timeouts=[5.0, None],
-    )
-    push = DataPushSocket("demo settings", port=0, host="127.0.0.1")
+class PyExpLabSysDemo(DemoComponent):
+    """Pull and push sockets on free UDP ports; a client thread round-trips every ``period_s``.
 
-    def produce() -> None:
-        i = 0
-        while not stop.is_set():
-            sock.set_point_now("temperature", round(21.0 + math.sin(i / 3.0), 4))
-            sock.set_point("pressure", (1700000000.0 + i, round(1013.25 + 0.5 * i, 2)))
-            i += 1
-            step.set()
-            stop.wait(0.05)
+    Every ``ghost_every``-th round asks for an unknown codename on purpose: its
+    ``UNKNOWN_COMMMAND`` reply is an expected error reply, not an error.
+    """
 
-    producer = threading.Thread(target=produce, name="daqwire-demo-producer", daemon=True)
-    ok = True
-    with sock, push:
-        print(
-            f"pull socket 'demo instrument' on 127.0.0.1:{sock.port}; push socket on "
-            f"127.0.0.1:{push.port}",
-            file=out,
+    name = "pyexplabsys"
+    rate_unit = "requests/s"
+    description = "pull socket with changing values, push socket, client thread"
+
+    def __init__(self, *, period_s: float = 0.02, ghost_every: int = 25) -> None:
+        super().__init__()
+        self._period_s = period_s
+        self._ghost_every = ghost_every
+        self._pull: DateDataPullSocket | None = None
+        self._push: DataPushSocket | None = None
+        self._counts_lock = threading.Lock()
+        self._values_seen: set[float] = set()
+        self._error_replies = 0
+        self._acks = 0
+
+    def _start(self) -> None:
+        self._pull = DateDataPullSocket(
+            "demo instrument",
+            ["temperature", "pressure"],
+            port=0,
+            host="127.0.0.1",
+            timeouts=[5.0, None],
         )
-        with PullClient("127.0.0.1", sock.port) as first:
-            before = _show(first.point_json("temperature"))
-        print(f"temperature before the first set_point: {before}", file=out)
-        producer.start()
-        with PullClient("127.0.0.1", sock.port, timeout_s=1.0) as client:
-            print(f"name -> {client.name()!r}; codenames -> {client.codenames_json()}", file=out)
-            seen = set()
-            for _ in range(rounds):
-                step.clear()
-                step.wait(1.0)
-                points = client.json_wn()
-                seen.add(str(points["temperature"]))
-                print(f"json_wn -> { {k: _show(v) for k, v in points.items()} }", file=out)
-            print(f"raw_wn -> {client.raw_wn()}", file=out)
+        self._push = DataPushSocket("demo settings", port=0, host="127.0.0.1")
+        self._pull.start()
+        self._push.start()
+        self.endpoints = (f"udp 127.0.0.1:{self._pull.port}", f"udp 127.0.0.1:{self._push.port}")
+        self._spawn(self._produce, "producer")
+        self._spawn(self._client, "client")
+
+    def _produce(self) -> None:
+        """Feed the pull socket values that change, like an instrument's logger would."""
+        assert self._pull is not None
+        i = 0
+        while not self.stopping.is_set():
+            self._pull.set_point_now("temperature", round(21.0 + math.sin(i / 10.0), 4))
+            self._pull.set_point("pressure", (1700000000.0 + i, round(1013.25 + 0.01 * i, 2)))
+            i += 1
+            self.stopping.wait(0.05)
+
+    def _client(self) -> None:
+        """Query the pull socket, push the temperature to the push socket, until stopped."""
+        assert self._pull is not None and self._push is not None
+        with (
+            PullClient("127.0.0.1", self._pull.port, timeout_s=2.0) as pull,
+            PushClient("127.0.0.1", self._push.port, timeout_s=2.0) as push,
+        ):
+            rounds = 0
+            while not self.stopping.is_set():
+                rounds += 1
+                try:
+                    self._round(pull, push, ghost=rounds % self._ghost_every == 0)
+                except Exception as exc:  # counted as an error; the client goes on
+                    logger.debug("pyexplabsys demo round failed", exc_info=True)
+                    self.report_error(exc)
+                self.stopping.wait(self._period_s)
+
+    def _round(self, pull: PullClient, push: PushClient, *, ghost: bool) -> None:
+        if ghost:
             try:
-                client.point_raw("ghost")
-            except UnknownCommandError as exc:
-                print(f"ghost#raw -> {type(exc).__name__}: {exc.message}", file=out)
-            if len(seen) < 2:
-                print("PYEXPLABSYS DEMO FAILED: the values did not change", file=out)
-                ok = False
-        with PushClient("127.0.0.1", push.port) as pusher:
-            reply = pusher.json_wn({"setpoint": 21.5, "mode": "auto"})
-            print(f"push json_wn#{{...}} -> {reply}; socket.last = {push.last}", file=out)
-        stop.set()
-        producer.join()
-    print(f"served {sock.stats.requests} requests, {sock.stats.replies} replies", file=out)
-    if ok:
-        print("pyexplabsys ok: values changed between queries, every request got a reply", file=out)
-    return 0 if ok else 1
+                pull.point_json("ghost")
+            except UnknownCommandError:
+                with self._counts_lock:
+                    self._error_replies += 1
+            else:
+                raise AssertionError("the unknown codename 'ghost' got a value")
+            return
+        points = pull.json_wn()
+        temperature = points["temperature"]
+        if isinstance(temperature, OldData):
+            return  # before the producer's first value
+        value = temperature[1]
+        if not isinstance(value, float | int):
+            raise AssertionError(f"temperature {value!r} is not a number")
+        reply = push.json_wn({"setpoint": value, "mode": "auto"})
+        if not isinstance(reply, Ack):
+            raise AssertionError(f"the push socket answered {reply!r}, not an ACK")
+        with self._counts_lock:
+            self._acks += 1
+            if len(self._values_seen) < 1000:
+                self._values_seen.add(value)
 
+    def _shutdown(self) -> None:
+        self.stopping.set()
+        for thread in self._threads:
+            thread.join()  # the client first: it must not query closed sockets
+        for sock in (self._pull, self._push):
+            if sock is not None:
+                sock.stop()
 
-def _show(value: object) -> object:
-    return "OLD_DATA" if isinstance(value, OldData) else value
+    def _counts(self) -> Counts:
+        pull, push = self._pull, self._push
+        if pull is None or push is None:
+            return Counts({"requests": 0, "replies": 0}, 0, no_progress="not started")
+        stats, push_stats = pull.stats, push.stats
+        with self._counts_lock:
+            error_replies, acks = self._error_replies, self._acks
+            values = len(self._values_seen)
+        server_errors = (
+            stats.serve_errors
+            + stats.send_errors
+            + push_stats.serve_errors
+            + push_stats.send_errors
+        )
+        counters: dict[str, int | str] = {
+            "requests": stats.requests + push_stats.requests,
+            "replies": stats.replies + push_stats.replies,
+            "push acks": acks,
+            "distinct values": values,
+        }
+        no_progress = None
+        if acks == 0:
+            no_progress = "no push was acknowledged"
+        elif values < 2:
+            no_progress = "the pulled values did not change"
+        return Counts(
+            counters,
+            stats.requests + push_stats.requests,
+            errors=server_errors + push.refused,  # client errors are counted by report_error
+            expected={"error replies": error_replies} if error_replies else {},
+            no_progress=no_progress,
+        )
