@@ -87,6 +87,13 @@ class Context:
             )
         )
 
+    def deviate_replay(self, problem: Problem) -> None:
+        """Record the problem of the ``--replay`` case, reproduced by the same command."""
+        assert self.replay is not None
+        self.deviate(
+            problem, case=escape_case(self.replay), reproduce=self.command(replay=self.replay)
+        )
+
     def deviate_found(self, found: Found[bytes], *, service: str | None = None) -> None:
         """Record a shrunk request/reply failure, reproduced by ``--replay``."""
         self.deviate(

@@ -28,16 +28,6 @@ logger = logging.getLogger(__name__)
 _MAX_DATAGRAM = 65535
 
 
-def _problem(check: str, exc: RemoteProtocolError, reply: bytes) -> Problem:
-    return Problem(
-        check,
-        exc.message,
-        field_path=getattr(exc, "field_path", None),
-        offset=getattr(exc, "offset", None),
-        evidence=reply,
-    )
-
-
 class _Exchange:
     """One UDP request and its reply, each on a fresh socket so a late reply cannot mislead."""
 
@@ -140,7 +130,7 @@ def _check_reply(
             name = match(request, reply)
         except RemoteProtocolError as exc:
             ctx.report.count(f"{phase}bad reply")
-            return _problem("reply", exc, reply)
+            return Problem.from_error("reply", exc, reply)
         if request is None and name not in errors:
             ctx.report.count(f"{phase}bad reply")
             return Problem(
@@ -204,7 +194,7 @@ def _run_one_way(ctx: Context, service: str) -> None:
                 ctx.report.count("bad datagram")
                 assert first is not None
                 ctx.deviate(
-                    _problem("datagram", first, data),
+                    Problem.from_error("datagram", first, data),
                     case=f"datagram {index + 1}: {escape_case(data[:80])}",
                     reproduce=ctx.command(examples=index + 1),
                 )
@@ -242,11 +232,7 @@ def run(ctx: Context) -> None:
     if ctx.replay is not None:
         problem = check(ctx.replay)
         if problem is not None:
-            ctx.deviate(
-                problem,
-                case=escape_case(ctx.replay),
-                reproduce=ctx.command(replay=ctx.replay),
-            )
+            ctx.deviate_replay(problem)
         return
     calls = getattr(ctx.spec.strategies, f"{service}_calls")(_listed(ctx, service, exchange))
     found = search(

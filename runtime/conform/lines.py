@@ -38,17 +38,6 @@ _STATUSES = {"Ack": "ack", "Noack": "noack", "Success": "success", "Fail": "fail
 _RECONNECT_PAUSE_S = 0.05
 
 
-def _problem(exc: RemoteProtocolError, line: bytes, start: int) -> Problem:
-    offset = None if exc.offset is None else exc.offset - start
-    return Problem(
-        "item",
-        exc.message,
-        field_path=exc.field_path or None,
-        offset=offset if offset is None or offset >= 0 else None,
-        evidence=line,
-    )
-
-
 class _Lines:
     """A TCP connection cut into lines by the generated framer; reads bounded by a deadline."""
 
@@ -110,7 +99,7 @@ def _decode(
     try:
         msg = ctx.spec.codec.decode(line, offset=start)
     except RemoteProtocolError as exc:
-        return None, _problem(exc, line, start)
+        return None, Problem.from_error("item", exc, line, start=start)
     name = type(msg).MESSAGE_NAME
     if directions.get(name, "").startswith("to_"):
         return msg, Problem(
@@ -405,11 +394,7 @@ def _run_flow(ctx: Context) -> None:
             flow.connect()
             problem = flow.check(ctx.replay, seq)
             if problem is not None:
-                ctx.deviate(
-                    problem,
-                    case=escape_case(ctx.replay),
-                    reproduce=ctx.command(replay=ctx.replay),
-                )
+                ctx.deviate_replay(problem)
             return
         flow.connect()
         ctx.report.notes.append(

@@ -11,6 +11,8 @@ from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
+from daqwire.errors import RemoteProtocolError
+
 __all__ = ["Found", "Problem", "search"]
 
 C = TypeVar("C")
@@ -25,6 +27,20 @@ class Problem:
     field_path: str | None = None
     offset: int | None = None
     evidence: bytes | None = None
+
+    @classmethod
+    def from_error(
+        cls, check: str, exc: RemoteProtocolError, evidence: bytes, *, start: int = 0
+    ) -> Problem:
+        """The problem a generated decoder raised; ``start`` moves its offset into the item."""
+        offset = None if exc.offset is None else exc.offset - start
+        return cls(
+            check,
+            exc.message,
+            field_path=exc.field_path or None,
+            offset=offset if offset is None or offset >= 0 else None,
+            evidence=evidence,
+        )
 
 
 @dataclass(frozen=True, slots=True)
