@@ -44,11 +44,18 @@ def _count(text: str, row: str, counter: str) -> int:
 
 
 def _rebind(text: str) -> list[tuple[str, int]]:
-    """Bind every port the demo printed again, without SO_REUSEADDR: it must be free."""
+    """Bind every port the demo printed again: it must be free for a new server.
+
+    TCP binds with SO_REUSEADDR, as every server does: a connection that the server side
+    closed first rightly lingers in TIME_WAIT, but a socket still listening on the port (a
+    server that was not closed) makes the bind fail even so. UDP binds plainly.
+    """
     endpoints = [(proto, int(port)) for proto, port in ENDPOINT.findall(text)]
     for proto, port in endpoints:
         kind = socket.SOCK_DGRAM if proto == "udp" else socket.SOCK_STREAM
         with socket.socket(socket.AF_INET, kind) as sock:
+            if kind == socket.SOCK_STREAM:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError as exc:
