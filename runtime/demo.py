@@ -397,7 +397,7 @@ class _LogCapture(logging.Handler):
         text = (self.last or "").splitlines()[0] if self.last else ""
         if len(text) > 120:
             text = text[:117] + "..."
-        return f"log: {self.count} warning(s) from daqwire; last: {text}"
+        return f"log: {self.count} warning(s) from daqwire, injected faults included; last: {text}"
 
 
 @contextmanager
