@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from daqwire.conform import UsageError, conform
+from daqwire.conform import UsageError, conform, lines
 from daqwire.conform.report import unescape_case
 from daqwire.generated import m2
 from daqwire.generated import mtmount_telemetry as tma_codec
@@ -233,8 +233,8 @@ def test_a_broken_m2_flow_is_caught_shrunk_and_replayed(
     mock = start_m2(loop, variant)
     target = f"127.0.0.1:{mock.command_port}"
     try:
-        report = conform("m2", target, examples=40, seed=3, timeout_s=1.0)
-        assert not report.ok
+        report = conform("m2", target, examples=40, seed=3, timeout_s=5.0)
+        assert len(report.deviations) == 1, report.summary()
         [dev] = report.deviations
         assert dev.check == "flow"
         assert re.fullmatch(message, dev.message), dev.message
@@ -248,9 +248,9 @@ def test_a_broken_m2_flow_is_caught_shrunk_and_replayed(
         )
         assert seq is not None, replay
         assert dev.reproduce == (
-            f"daqwire conform m2 {target} --replay '{replay.decode()}' --timeout-s 1"
+            f"daqwire conform m2 {target} --replay '{replay.decode()}' --timeout-s 5"
         )
-        again = conform("m2", target, replay=replay, timeout_s=1.0)
+        again = conform("m2", target, replay=replay, timeout_s=5.0)
     finally:
         loop.run(mock.close())
     assert again.checked == 1
@@ -258,6 +258,22 @@ def test_a_broken_m2_flow_is_caught_shrunk_and_replayed(
     assert re.fullmatch(message, dev2.message)
     assert dev2.message == dev.message
     assert dev2.reproduce == dev.reproduce
+
+
+def test_a_peer_that_drops_every_connection_is_one_deviation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(lines, "_RECONNECT_WAIT_S", 0.2)
+    with LoopbackServer([]) as server:
+        target = f"127.0.0.1:{server.port}"
+        report = conform("m2", target, examples=5, timeout_s=0.5)
+        assert server.accepted >= 2
+    assert report.checked == 0
+    [dev] = report.deviations
+    assert dev.check == "flow"
+    assert dev.message == "the peer closed every connection at once, without a line, for 0.5 s"
+    assert dev.case == "connect"
+    assert dev.reproduce == f"daqwire conform m2 {target} --examples 1 --timeout-s 0.5"
 
 
 def test_m2_usage_errors(loop: LoopThread) -> None:

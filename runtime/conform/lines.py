@@ -36,6 +36,9 @@ PROBE = "daqwireConformProbe"
 _STATUSES = {"Ack": "ack", "Noack": "noack", "Success": "success", "Fail": "fail"}
 #: seconds between reconnect attempts while a one-client server lets the last client go
 _RECONNECT_PAUSE_S = 0.05
+#: the least time given to a one-client server to let the last client go (a loaded host
+#: can take longer than one reply's ``timeout_s`` to notice a closed connection)
+_RECONNECT_WAIT_S = 10.0
 
 
 class _Lines:
@@ -175,6 +178,8 @@ class _Flow:
         self.reserved: set[int] = set()
         self.problems: list[Problem] = []
         self.sent: list[tuple[Any, bytes]] = []
+        #: set when the peer would not keep a connection: nothing more can be checked
+        self.gone: Problem | None = None
 
     # -- connection ---------------------------------------------------------------------------
 
@@ -186,13 +191,20 @@ class _Flow:
 
     def connect(self) -> None:
         """Connect and take the welcome burst: every line up to the probe's status."""
-        deadline = time.monotonic() + self.ctx.timeout_s
+        wait_s = max(self.ctx.timeout_s, _RECONNECT_WAIT_S)
+        deadline = time.monotonic() + wait_s
         while True:
             self.lines = _Lines(self.ctx)
             self.problems = []
             seen = self.probe(welcome=True)
-            if seen or time.monotonic() >= deadline or not self.lines.ended:
+            if seen or not self.lines.ended:
                 break
+            if time.monotonic() >= deadline:
+                self.gone = Problem(
+                    "flow",
+                    f"the peer closed every connection at once, without a line, for {wait_s:g} s",
+                )
+                return
             self.close()  # a one-client server that still holds the last client: again
             time.sleep(_RECONNECT_PAUSE_S)
         for problem in self.problems:
@@ -327,10 +339,14 @@ class _Flow:
 
     def check(self, line: bytes, seq: int) -> Problem | None:
         """Send one command line and check the flow of its answers (and of the probe's)."""
-        self.ctx.report.checked += 1
+        if self.gone is not None:
+            return None
         if self.lines is None or self.lines.ended:
             self.close()
             self.connect()
+            if self.gone is not None:
+                return None
+        self.ctx.report.checked += 1
         lines = self.lines
         assert lines is not None
         self.problems = []
@@ -392,11 +408,14 @@ def _run_flow(ctx: Context) -> None:
             seq = _replay_id(ctx, ctx.replay)
             flow.reserved.add(seq)
             flow.connect()
-            problem = flow.check(ctx.replay, seq)
+            problem = flow.check(ctx.replay, seq) or flow.gone
             if problem is not None:
                 ctx.deviate_replay(problem)
             return
         flow.connect()
+        if flow.gone is not None:
+            ctx.deviate(flow.gone, case="connect", reproduce=ctx.command(examples=1))
+            return
         ctx.report.notes.append(
             f"each command is followed by cmd_{PROBE} (answered noack) to close its answers"
         )
@@ -418,6 +437,8 @@ def _run_flow(ctx: Context) -> None:
             seed=ctx.seed,
             shrink_budget_s=ctx.shrink_budget_s,
         )
+        if flow.gone is not None:
+            ctx.deviate(flow.gone, case="reconnect", reproduce=ctx.command(examples=1))
         if found is None:
             return
         body = next((b for m, b in reversed(sent) if m == found.case), sent[-1][1])
