@@ -232,6 +232,7 @@ def _text_part(p: Any) -> dict[str, Any]:
             "shape": p.shape if p.type == "json" else None,
             "keys": list(p.keys),
             "grammar": p.grammar,
+            "examples_from": p.examples_from,
             "literal": p.literal,
             "of": [_text_part(alt) for alt in p.of],
             "doc": p.doc,
@@ -413,15 +414,18 @@ def _framing(spec: Any) -> dict[str, Any]:
     }
 
 
-def _generated(spec: Any) -> dict[str, Any]:
-    """The modules ``daqwire generate`` writes for ``spec`` and the names to start from."""
+def _generated(spec: Any, package: str | None) -> dict[str, Any]:
+    """The modules ``daqwire generate`` writes for ``spec`` and the names to start from.
+
+    ``package`` is None for a spec outside ``specs/``: its modules go wherever ``--out`` says.
+    """
     p = spec.protocol
-    pkg = "daqwire.generated"
-    modules = [{"name": f"{pkg}.{p}", "what": _module_what(spec)}]
+    pkg = f"{package}." if package else ""
+    modules = [{"name": f"{pkg}{p}", "what": _module_what(spec)}]
     api: list[dict[str, Any]] = []
     family = spec.family
     if family == "binary":
-        modules.append({"name": f"{pkg}.{p}_construct", "what": "the same layouts in construct"})
+        modules.append({"name": f"{pkg}{p}_construct", "what": "the same layouts in construct"})
         for m in spec.messages:
             c, n = m.class_name, m.name
             api.append({"names": [c], "what": f"the {n} message as a dataclass"})
@@ -453,6 +457,12 @@ def _generated(spec: Any) -> dict[str, Any]:
                     "what": "server side: implement the handler, dispatch datagrams",
                 }
             )
+            api.append(
+                {
+                    "names": [f"match_{s.name}_reply", f"identify_{s.name}_request"],
+                    "what": "name what a datagram is, as the conformance kit does",
+                }
+            )
         api.append(
             {
                 "names": ["encode_<message>", "decode_<message>"],
@@ -460,6 +470,7 @@ def _generated(spec: Any) -> dict[str, Any]:
             }
         )
         strategies = [f"{s.name}_requests" for s in served]
+        strategies += [f"{s.name}_calls" for s in served]
         strategies += ["datagrams"]
     elif family == "msgpack_frames":
         mp = spec.msgpack
@@ -513,9 +524,9 @@ def _generated(spec: Any) -> dict[str, Any]:
             )
         strategies = ["json_values"]
         strategies += ["message_values"] if js.messages else []
-    modules.append({"name": f"{pkg}.{p}_strategies", "what": "hypothesis strategies"})
+    modules.append({"name": f"{pkg}{p}_strategies", "what": "hypothesis strategies"})
     api.append({"names": strategies, "what": f"hypothesis strategies, in {p}_strategies"})
-    return {"modules": modules, "api": api}
+    return {"package": package, "modules": modules, "api": api}
 
 
 def _module_what(spec: Any) -> str:
@@ -527,8 +538,11 @@ def _module_what(spec: Any) -> str:
     }[spec.family]
 
 
-def describe(spec: Any, *, name: str) -> dict[str, Any]:
-    """Everything ``spec`` (a loaded :class:`daqwire.codegen.Spec`) declares, as JSON values."""
+def describe(spec: Any, *, name: str, package: str | None = "daqwire.generated") -> dict[str, Any]:
+    """Everything ``spec`` (a loaded :class:`daqwire.codegen.Spec`) declares, as JSON values.
+
+    ``package`` is where its generated modules live: None for a spec given by path.
+    """
     out: dict[str, Any] = {
         "name": name,
         "protocol": spec.protocol,
@@ -577,7 +591,7 @@ def describe(spec: Any, *, name: str) -> dict[str, Any]:
             {"name": s.name, "doc": s.doc, "requests": list(s.requests), "errors": dict(s.errors)}
             for s in spec.text.services.values()
         ]
-    out["generated"] = _generated(spec)
+    out["generated"] = _generated(spec, package)
     return out
 
 
@@ -786,7 +800,11 @@ def render_text(d: dict[str, Any]) -> str:
                 w.row(6, [("errors", 9)], errors)
 
     gen = d["generated"]
-    w.section("generated modules (daqwire generate)")
+    if gen.get("package"):
+        w.section("generated modules (daqwire generate)")
+    else:
+        folder = str(Path(d["file"]).parent).replace("\\", "/")
+        w.section(f"generated modules (daqwire generate --specs-dir {folder} --out PACKAGE_DIR)")
     width = _width([m["name"] for m in gen["modules"]], 40)
     for m in gen["modules"]:
         w.row(2, [(m["name"], width)], m["what"])
@@ -973,7 +991,8 @@ def run_show(args: argparse.Namespace, out: TextIO | None = None) -> int:
     except SpecError as exc:
         print(f"daqwire specs show: {exc}", file=sys.stderr)
         return 2
-    d = describe(spec, name=name)
+    shipped = not _is_path(target) and args.specs_dir is None
+    d = describe(spec, name=name, package="daqwire.generated" if shipped else None)
     _emit(
         json.dumps(d, indent=2, ensure_ascii=False, default=str) + "\n"
         if args.json

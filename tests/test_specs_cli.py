@@ -99,7 +99,7 @@ def test_show_text_commands(capsys: pytest.CaptureFixture[str]) -> None:
     assert "      The reply to an unknown pull command (spelt with three M's on the wire)." in lines
     assert '  BAD_CHARS           = ["#", ",", ";", ":", "&"]' in lines
     assert '  point_raw            request   "{codename}#raw" -> point_raw_reply  (cached)' in lines
-    assert '      {codename}: str, pattern "[^#]*"' in lines
+    assert '      {codename}: str, pattern "[^#]*", examples from codenames_json' in lines
     assert '  unknown_command      reply     "UNKNOWN_COMMMAND"' in lines
     assert (
         '  raw_wn              typed_map    separators [";", ":", ","], types ["int", '
@@ -228,6 +228,16 @@ def test_show_a_path(capsys: pytest.CaptureFixture[str]) -> None:
     assert "  ping   class Ping; fixed size 16 bytes" in lines
     assert "      matrix          int16[] be    shape [rows, cols], order param layout" in lines
     assert "      reserved        padding       size 3, fill 0, check fill" in lines
+    # its modules go where --out says, not into daqwire.generated
+    folder = KITCHEN.parent.as_posix()
+    at = lines.index(f"generated modules (daqwire generate --specs-dir {folder} --out PACKAGE_DIR)")
+    assert lines[at + 1 : at + 4] == [
+        "  kitchen             dataclasses, encoders, decoders, incremental stream decoders",
+        "  kitchen_construct   the same layouts in construct",
+        "  kitchen_strategies  hypothesis strategies",
+    ]
+    code, out, _ = run(capsys, "specs", "show", str(KITCHEN), "--json")
+    assert code == 0 and json.loads(out)["generated"]["package"] is None
 
 
 def test_show_a_name_in_another_folder(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

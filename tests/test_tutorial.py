@@ -136,7 +136,7 @@ def test_the_page_shows_the_commands_run_here() -> None:
     """Every shell command of the page, in order: the ones the tests below run (or stand for)."""
     blocks = re.findall(r"```sh\n(.*?)\n```", _page(), re.S)
     commands = [line for block in blocks for line in block.splitlines()]
-    replay = "daqwire conform docs/tutorial/kettle.yaml 127.0.0.1:9750 --service kettle --replay"
+    replay = "daqwire conform docs/tutorial/kettle.yaml 127.0.0.1:9750 --replay"
     assert commands == [
         "daqwire specs show docs/tutorial/kettle.yaml",
         *_block("commands: generate").splitlines(),
@@ -211,8 +211,7 @@ def test_conform_finds_the_bug_and_the_replay_shows_it(env: dict[str, str]) -> N
         reproduce = next(x for x in printed if x.strip().startswith("reproduce: "))
         command = reproduce.split("reproduce: ", 1)[1]
         assert command == (
-            f"daqwire conform docs/tutorial/kettle.yaml {server.target} "
-            "--service kettle --replay 'set:{}'"
+            f"daqwire conform docs/tutorial/kettle.yaml {server.target} --replay 'set:{{}}'"
         )
         replay = _run(_daqwire(*shlex.split(command)[1:]), env)
         assert replay.returncode == 1, replay.stdout + replay.stderr

@@ -38,6 +38,8 @@ class Context:
     target: str
     report: Report
     service: str | None = None
+    #: a service the kit picked because the spec has no other: left out of reproducers
+    implied_service: str | None = None
     examples: int = 100
     seed: int | None = None
     timeout_s: float = 2.0
@@ -55,7 +57,7 @@ class Context:
         """The ``daqwire conform`` command line that checks this target again, narrowed."""
         parts = ["daqwire", "conform", self.spec.name, self.target]
         service = service or self.service
-        if service:
+        if service and service != self.implied_service:
             parts += ["--service", service]
         if examples is not None:
             parts += ["--examples", str(examples)]

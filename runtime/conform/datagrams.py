@@ -74,6 +74,7 @@ def _pick_service(ctx: Context, exchange: _Exchange) -> str:
         return ctx.service
     candidates = [name for name in services if _is_request_service(ctx, name)]
     if len(candidates) == 1:
+        ctx.implied_service = candidates[0]
         return candidates[0]
     text = ctx.spec.model.text
     assert text is not None
