@@ -76,7 +76,7 @@ class TextRender:
         if t == "list":
             return "Sequence[str]" if encode else "list[str]"
         if t == "json":
-            if part.keys and not encode:
+            if part.keys:
                 return _camel(part.name)
             return self.json_type(part, encode)
         if t == "repr":
@@ -103,6 +103,13 @@ class TextRender:
             if len(m.replies) > 1:
                 names += [r for r in m.replies if r not in names]
         return [self.model.messages[n] for n in names]
+
+    def encoder(self, name: str) -> str:
+        """The function that encodes message ``name`` from one value of its part."""
+        part = self.model.messages[name].part
+        if part is not None and part.type == "json" and part.keys:
+            return f"_encode_{name}_value"
+        return f"encode_{name}"
 
     def keyed_parts(self) -> list[tuple[TextMessage, TextPart]]:
         return [
@@ -178,7 +185,9 @@ class TextRender:
         return [g for g in self.model.grammars.values() if kind is None or g.kind == kind]
 
     def has(self, what: str) -> bool:
-        if what in ("point", "point_list", "typed_map", "typed_table"):
+        if what == "point":
+            return bool(self.grammars("point")) or self.has("point_json")
+        if what in ("point_list", "typed_map", "typed_table"):
             return bool(self.grammars(what))
         if what == "typed":
             return bool(self.grammars("typed_map") or self.grammars("typed_table"))

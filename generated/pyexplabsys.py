@@ -1283,9 +1283,18 @@ def encode_live_update(host: Any, data: Any) -> bytes:
     return _encode(text, "live_update")
 
 
+def _encode_live_update_value(value: Update) -> bytes:
+    return encode_live_update(value.host, value.data)
+
+
 def decode_live_update(data: bytes) -> Update:
     """Read a ``live_update`` datagram."""
     text = _strip(_text(data, "live_update"), "", "", "live_update")
+    return _decode_live_update_part(text)
+
+
+def _decode_live_update_part(text: str) -> Update:
+    """The update of a ``live_update``: a JSON object with at least its keys."""
     value = _json_loads(text, "live_update.update", _MESSAGES_LIVE_UPDATE["syntax"])
     if not isinstance(value, dict):
         raise _fail(
