@@ -30,8 +30,13 @@ FRAMING_DEFAULTS: dict[str, Any] = {
 }
 #: class attributes every generated message class has; no field may take these names
 RESERVED_FIELDS = {"WIRE_NAME", "MESSAGE_NAME", "PREFIX", "encode"}
-#: message names whose encode_/decode_ functions would replace the module's own
-RESERVED_MESSAGES = {"line", "text", "message"}
+#: message names whose generated functions would replace the modules' own, and what they replace
+RESERVED_MESSAGES = {
+    "line": "decode_line()",
+    "text": "decode_text()",
+    "message": "decode_message()",
+    "json": "json_values() of the strategies module",
+}
 #: module-level names of a generated json_lines module
 MODULE_NAMES = {
     "GENERATOR_VERSION",
@@ -273,7 +278,7 @@ def build_json(d: dict[str, Any], spec_path: Path, fail: Fail) -> JsonModel:
         if not isinstance(mname, str):
             raise fail(("messages",), f"message name {mname!r} is not a string (quote it in YAML)")
         if mname in RESERVED_MESSAGES:
-            raise fail(mpath, f"a message named {mname!r} would replace decode_{mname}()")
+            raise fail(mpath, f"a message named {mname!r} would replace {RESERVED_MESSAGES[mname]}")
         cname = _camel(mname)
         if cname in taken:
             raise fail(mpath, f"its class name {cname} is a name the generated module defines")
@@ -332,6 +337,12 @@ def build_json(d: dict[str, Any], spec_path: Path, fail: Fail) -> JsonModel:
             if not fname.isidentifier() or keyword.iskeyword(fname) or fname in reserved:
                 raise fail(
                     mpath, f"{owner!r} cannot be a Python field named {fname!r}; give it `field:`"
+                )
+            if fname == cname:
+                raise fail(
+                    mpath,
+                    f"{owner!r} cannot be a field named like its class {cname} (the argument "
+                    f"would hide the class in encode_{mname}()); give it `field:`",
                 )
         if select is not None:
             sel = msg.selector

@@ -23,11 +23,14 @@ class _Field:
 class _Emit:
     """Builds the code strings of one spec; regexes and value sets become module constants."""
 
-    def __init__(self, protocol: str, model: JsonModel) -> None:
+    def __init__(self, protocol: str, model: JsonModel, enums: dict[str, Any]) -> None:
         self.protocol = protocol
         self.model = model
+        self.enums = enums
         self.regexes: dict[str, str] = {}
         self.value_sets: dict[str, str] = {}
+        #: whether a check reads a flag enum (the module then needs ``_flag``)
+        self.uses_flags = False
 
     # --- types -------------------------------------------------------------------------------
     def pytype(self, it: JsonItem) -> str:
@@ -84,7 +87,11 @@ class _Emit:
     def check(self, it: JsonItem, v: str, p: str) -> str:
         """An expression that checks value ``v`` (a name) at path ``p`` and returns it."""
         t = it.type
-        if it.enum_type:
+        if it.enum_type and self.enums[it.enum_type].flags:
+            # IntFlag keeps any int, a negative one as its bits (-1 is every flag): refused
+            self.uses_flags = True
+            e = f"_flag({it.enum_type}, {v}, {p})"
+        elif it.enum_type:
             e = f"_enum({it.enum_type}, {v}, {p})"
         elif t == "int":
             e = f"_int({v}, {p}{self._bounds(it, int)})"
@@ -237,7 +244,7 @@ class _Emit:
         elif t == "str":
             s = {"type": "string"}
             if it.pattern is not None:
-                s["pattern"] = f"^(?:{it.pattern})$"
+                s["pattern"] = schema_pattern(it.pattern)
         elif t == "bool":
             s = {"type": "boolean"}
         elif t == "map":
@@ -269,13 +276,10 @@ class _Emit:
             if k.const is not None:
                 props[k.name] = {"const": k.const}
             elif k.prefix is not None:
-                pattern = "^" + re.escape(k.prefix)  # anything may follow
-                rest = k.item.pattern
-                if rest is not None:
-                    rest = rest[1:] if rest.startswith("^") else rest
-                    rest = rest[:-1] if rest.endswith("$") and not rest.endswith("\\$") else rest
-                    pattern += f"(?:{rest})$"
-                props[k.name] = {"type": "string", "pattern": pattern}
+                props[k.name] = {
+                    "type": "string",
+                    "pattern": schema_pattern(k.item.pattern, k.prefix),
+                }
             elif k.numbered:
                 assert k.item.items is not None
                 for w in k.wire_keys():
@@ -390,6 +394,61 @@ class _Emit:
         return cond
 
 
+def schema_pattern(pattern: str | None, prefix: str = "") -> str:
+    """The JSON Schema ``pattern`` of a string that is ``prefix`` and then a text ``pattern``
+    matches in full, as the checker's ``re.fullmatch`` reads it.
+
+    ``jsonschema`` searches a pattern, so it is anchored: ``^`` before, and after it ``$(?!\\n)``,
+    the very end (a bare ``$`` also matches before a final newline). After a prefix, a start
+    anchor of ``pattern`` (``^`` or ``\\A``) means where the prefix ends: a leading one goes
+    (when no top-level ``|`` follows), any other becomes ``(?<=^prefix)``. So ``^a$|^b$`` after
+    ``x_`` is ``^x_(?:(?<=^x_)a$|(?<=^x_)b$)$(?!\\n)``. Without a pattern, anything may follow.
+    """
+    head = "^" + re.escape(prefix)
+    if pattern is None:
+        return head
+    if prefix:
+        tokens = _regex_tokens(pattern)
+        depth, alternation = 0, False
+        for t in tokens:
+            depth += (t == "(") - (t == ")")
+            alternation = alternation or (t == "|" and depth == 0)
+        if not alternation and tokens and tokens[0] in ("^", "\\A"):
+            tokens.pop(0)
+        if not alternation and tokens and tokens[-1] == "$":
+            tokens.pop()  # the end is anchored after the group
+        after = f"(?<={head})"
+        pattern = "".join(after if t in ("^", "\\A") else t for t in tokens)
+    return f"{head}(?:{pattern})$(?!\\n)"
+
+
+def _regex_tokens(pattern: str) -> list[str]:
+    """``pattern`` cut so that anchors, parentheses and ``|`` are tokens of their own: an
+    escape, a character class and a ``(?#...)`` comment are one token each."""
+    out: list[str] = []
+    i, n = 0, len(pattern)
+    while i < n:
+        if pattern[i] == "\\":
+            j = i + 2
+        elif pattern.startswith("(?#", i):  # a comment, up to the first )
+            j = pattern.find(")", i)
+            j = n if j < 0 else j + 1
+        elif pattern[i] == "[":
+            j = i + 1
+            if pattern.startswith("^", j):
+                j += 1
+            if pattern.startswith("]", j):  # a ] first in a class is a literal
+                j += 1
+            while j < n and pattern[j] != "]":
+                j += 2 if pattern[j] == "\\" else 1
+            j += 1
+        else:
+            j = i + 1
+        out.append(pattern[i:j])
+        i = j
+    return out
+
+
 def _sort_all(names: set[str]) -> list[str]:
     from daqwire.codegen.render import _sort_all as sort_all
 
@@ -399,7 +458,7 @@ def _sort_all(names: set[str]) -> list[str]:
 def json_context(spec: Any) -> dict[str, Any]:
     model: JsonModel = spec.json
     assert model is not None
-    e = _Emit(spec.protocol, model)
+    e = _Emit(spec.protocol, model, spec.enums)
     messages: list[dict[str, Any]] = []
     for m in model.messages:
         messages.append(
@@ -420,6 +479,11 @@ def json_context(spec: Any) -> dict[str, Any]:
             }
         )
     sel = model.select
+    consts = [
+        (m.selector.const, m.class_name, m.name, type(m.selector.const).__name__)
+        for m in model.messages
+        if m.selector_kind == "const" and m.selector is not None
+    ]
     return {
         "js": model,
         "framing": model.framing,
@@ -429,11 +493,14 @@ def json_context(spec: Any) -> dict[str, Any]:
         "value_sets": e.value_sets,
         "flag_enums": {n for n, x in spec.enums.items() if x.flags},
         "selector_const": constant_name(sel or ""),
-        "consts": [
-            (m.selector.const, m.class_name, m.name, type(m.selector.const).__name__)
-            for m in model.messages
-            if m.selector_kind == "const" and m.selector is not None
-        ],
+        "consts": consts,
+        # the key type of BY_<select>: bool and int, str, or a union of them
+        "const_type": " | ".join(sorted({t for _v, _c, _n, t in consts})) or "str",
+        # True == 1 and False == 0 are one dict key: BY_<select> then matches type and value
+        "exact_keys": any(
+            a == b and type(a) is not type(b) for a, *_ in consts for b, *_ in consts
+        ),
+        "uses_flags": e.uses_flags,
         "prefixes": [
             (m.selector.prefix, m.class_name, m.name)
             for m in model.messages

@@ -465,6 +465,9 @@ def _environment() -> jinja2.Environment:
         sq=repr,
         constant=_constant,
         excluded_char=_excluded_char,
+        docstring=_docstring_text,
+        comment=_comment_text,
+        docstring_block=_docstring_block,
     )
     env.globals.update(
         prefix_runs=_prefix_runs,
@@ -712,8 +715,6 @@ def _render_codec_and_strategies(
     """The codec module and the strategies module of a family without a construct oracle."""
     env = _environment()
     env.filters["snake"] = _snake
-    env.filters["docstring"] = _docstring_text
-    env.filters["comment"] = _comment_text
     context: dict[str, Any] = dict(
         spec=spec,
         spec_name=name,
@@ -769,9 +770,18 @@ def _msgpack_strategy_exports(spec: Spec) -> list[str]:
 
 
 def _docstring_text(text: str) -> str:
-    """Text that stays a docstring: backslashes and quotes escaped, no quote at the end."""
-    text = " ".join(text.split()).replace("\\", "\\\\").replace('"', '\\"')
-    return text
+    """One line that stays inside a docstring: whitespace runs become one space; backslashes,
+    a quote after a quote and a final quote are escaped, so no run of quotes ends it."""
+    text = _docstring_block(" ".join(text.split()))
+    body = text[:-1]
+    escaped = (len(body) - len(body.rstrip("\\"))) % 2 == 1
+    return body + '\\"' if text.endswith('"') and not escaped else text
+
+
+def _docstring_block(text: str) -> str:
+    """Text that keeps its lines inside a docstring: backslashes escaped, and a quote after a
+    quote too, so that no run of quotes ends the docstring."""
+    return re.sub(r'(?<=")"', r'\\"', text.replace("\\", "\\\\"))
 
 
 def _comment_text(text: str) -> str:

@@ -3925,9 +3925,18 @@ def decode(line: bytes | bytearray | memoryview, *, offset: int | None = None) -
     return decode_message(decode_line(line, offset=offset))
 
 
+def _wire_of(msg: Message) -> Callable[[Any], dict[str, Any]]:
+    wire = _WIRE.get(type(msg))
+    if wire is None:
+        raise LocalProtocolError(
+            f"{type(msg).__name__} is not a message of {PROTOCOL}", protocol=PROTOCOL
+        )
+    return wire
+
+
 def to_wire(msg: Message) -> dict[str, Any]:
     """The JSON object of a message, keys in wire order."""
-    return _WIRE[type(msg)](msg)
+    return _wire_of(msg)(msg)
 
 
 def to_dict(msg: Message) -> dict[str, Any]:
@@ -3937,8 +3946,11 @@ def to_dict(msg: Message) -> dict[str, Any]:
 
 def encode(msg: Message) -> bytes:
     """The line of a message; every value is checked first (``LocalProtocolError``)."""
+    wire_of = _wire_of(msg)
     try:
-        wire = _WIRE[type(msg)](msg)
+        wire = wire_of(msg)
+    except LocalProtocolError:
+        raise  # a check of _wire_<message>: it names the field
     except (TypeError, ValueError, AttributeError) as exc:
         raise LocalProtocolError(
             f"cannot write {type(msg).__name__}: {exc}", protocol=PROTOCOL
@@ -3959,7 +3971,7 @@ SCHEMAS: Final[dict[str, dict[str, Any]]] = {
         "title": "m2.command",
         "type": "object",
         "properties": {
-            "id": {"type": "string", "pattern": "^cmd_(?:[A-Za-z0-9_]+)$"},
+            "id": {"type": "string", "pattern": "^cmd_(?:[A-Za-z0-9_]+)$(?!\\n)"},
             "sequence_id": {"type": "integer", "minimum": 1, "maximum": 2147483647},
         },
         "required": ["id", "sequence_id"],
@@ -3983,7 +3995,7 @@ SCHEMAS: Final[dict[str, dict[str, Any]]] = {
         "title": "m2.event",
         "type": "object",
         "properties": {
-            "id": {"type": "string", "pattern": "^evt_(?:[A-Za-z0-9_]+)$"},
+            "id": {"type": "string", "pattern": "^evt_(?:[A-Za-z0-9_]+)$(?!\\n)"},
             "compName": {"type": "string"},
         },
         "required": ["id"],
@@ -3994,7 +4006,7 @@ SCHEMAS: Final[dict[str, dict[str, Any]]] = {
         "title": "m2.telemetry",
         "type": "object",
         "properties": {
-            "id": {"type": "string", "pattern": "^tel_(?:[A-Za-z0-9_]+)$"},
+            "id": {"type": "string", "pattern": "^tel_(?:[A-Za-z0-9_]+)$(?!\\n)"},
             "compName": {"type": "string"},
         },
         "required": ["id"],

@@ -12753,9 +12753,18 @@ def decode(line: bytes | bytearray | memoryview, *, offset: int | None = None) -
     return decode_message(decode_line(line, offset=offset))
 
 
+def _wire_of(msg: Message) -> Callable[[Any], dict[str, Any]]:
+    wire = _WIRE.get(type(msg))
+    if wire is None:
+        raise LocalProtocolError(
+            f"{type(msg).__name__} is not a message of {PROTOCOL}", protocol=PROTOCOL
+        )
+    return wire
+
+
 def to_wire(msg: Message) -> dict[str, Any]:
     """The JSON object of a message, keys in wire order."""
-    return _WIRE[type(msg)](msg)
+    return _wire_of(msg)(msg)
 
 
 def to_dict(msg: Message) -> dict[str, Any]:
@@ -12765,8 +12774,11 @@ def to_dict(msg: Message) -> dict[str, Any]:
 
 def encode(msg: Message) -> bytes:
     """The line of a message; every value is checked first (``LocalProtocolError``)."""
+    wire_of = _wire_of(msg)
     try:
-        wire = _WIRE[type(msg)](msg)
+        wire = wire_of(msg)
+    except LocalProtocolError:
+        raise  # a check of _wire_<message>: it names the field
     except (TypeError, ValueError, AttributeError) as exc:
         raise LocalProtocolError(
             f"cannot write {type(msg).__name__}: {exc}", protocol=PROTOCOL

@@ -7,7 +7,9 @@ and its client, dispatcher and strategies must work together.
 
 from __future__ import annotations
 
+import ast
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,6 +18,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -262,3 +265,47 @@ def test_generated_calls_are_answered_with_a_reply_they_allow(
     assert gadget.match_gadget_reply(name, reply) not in gadget.GADGET_ERROR_REPLIES
     request = data.draw(gadget_strategies.gadget_requests())
     assert gadget.identify_gadget_request(request) in {"where", "last", "move"}
+
+
+# -- spec text in docstrings and comments ----------------------------------------------------
+
+#: doc text that once broke generated modules: triple quotes, backslashes, a final quote and
+#: a line break in a constant's doc (pasted onto a ``#:`` line)
+HOSTILE_DOC = 'Say """hi""" to C:\\temp\\new and\n\nsay "bye"'
+HOSTILE_TITLE = 'A """quoted""" \\title'
+HOSTILE_TEXT = {"doc": HOSTILE_DOC, "title": HOSTILE_TITLE}
+
+
+def _with_hostile_docs(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {
+            k: HOSTILE_TEXT[k]
+            if k in HOSTILE_TEXT and isinstance(v, str)
+            else _with_hostile_docs(v)
+            for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [_with_hostile_docs(v) for v in node]
+    return node
+
+
+@pytest.mark.parametrize("name", ["aartfaac", "pyexplabsys", "cdtp2", "m2"])
+def test_spec_text_cannot_break_the_generated_code(name: str, tmp_path: Path) -> None:
+    doc = yaml.safe_load((REPO / "specs" / f"{name}.yaml").read_text("utf-8"))
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(_with_hostile_docs(doc), sort_keys=False), "utf-8")
+    shutil.copy(REPO / "specs" / "lsst_tcpip.yaml", tmp_path)  # m2 borrows its framing
+    files = render_spec(load_spec(path), f"specs/{name}.yaml")
+    for f in files:
+        tree = ast.parse(f.text, f.name)  # a SyntaxError here is the bug
+        if f.name == f"{name}.py":
+            module_doc = ast.get_docstring(tree, clean=False) or ""
+            assert module_doc.startswith(HOSTILE_TITLE + ": generated "), module_doc[:80]
+            assert HOSTILE_DOC in module_doc
+            docs = [
+                ast.get_docstring(n, clean=False)
+                for n in ast.walk(tree)
+                if isinstance(n, ast.FunctionDef | ast.ClassDef)
+            ]
+            one_line = " ".join(HOSTILE_DOC.split())
+            assert any(one_line in (d or "") for d in docs), name

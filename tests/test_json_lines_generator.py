@@ -1046,10 +1046,9 @@ def test_self_overlapping_terminator_is_refused(jm: ModuleType, terminator: byte
         jm.LineFramer(terminator=fine)
 
 
-# ---- open generator bugs (xfail, strict) -------------------------------------------------------
+# ---- regressions of fixed generator bugs: flags, patterns, names, docs, selectors ------------
 
 
-@pytest.mark.xfail(strict=True, reason="generator bug: a negative flag value decodes as another")
 def test_negative_flag_value(tmp_path: Path) -> None:
     mod = _generate(
         tmp_path,
@@ -1063,7 +1062,6 @@ def test_negative_flag_value(tmp_path: Path) -> None:
         mod.decode_message({"bits": -1})  # today: IntFlag(-1) is Bits.A|B, i.e. 3 on re-encode
 
 
-@pytest.mark.xfail(strict=True, reason="generator bug: prefix schema strips anchors of a|b")
 def test_prefix_key_with_an_alternation_pattern(tmp_path: Path) -> None:
     mod = _generate(
         tmp_path,
@@ -1075,7 +1073,6 @@ def test_prefix_key_with_an_alternation_pattern(tmp_path: Path) -> None:
     mod.validate("p", {"k": "x_b"})  # today: '^x_(?:a$|^b)$' cannot match
 
 
-@pytest.mark.xfail(strict=True, reason="generator bug: a field named like its class")
 def test_field_named_like_its_message_class(tmp_path: Path) -> None:
     try:
         mod = _generate(
@@ -1086,7 +1083,6 @@ def test_field_named_like_its_message_class(tmp_path: Path) -> None:
     assert mod.encode_point(1) == b'{"Point": 1}\r\n'  # today: 'int' object is not callable
 
 
-@pytest.mark.xfail(strict=True, reason="generator bug: message json replaces json_values()")
 def test_message_named_json_keeps_the_json_values_strategy(tmp_path: Path) -> None:
     try:
         _generate(
@@ -1101,7 +1097,6 @@ def test_message_named_json_keeps_the_json_values_strategy(tmp_path: Path) -> No
     assert text.count("def json_values(") == 1  # today: twice, the message's one wins
 
 
-@pytest.mark.xfail(strict=True, reason="generator bug: constant doc pasted on a #: line")
 def test_constant_doc_on_two_lines(tmp_path: Path) -> None:
     mod = _generate(
         tmp_path,
@@ -1112,7 +1107,6 @@ def test_constant_doc_on_two_lines(tmp_path: Path) -> None:
     assert mod.C == 1
 
 
-@pytest.mark.xfail(strict=True, reason="generator bug: the spec doc is pasted into the docstring")
 def test_spec_doc_with_triple_quotes(tmp_path: Path) -> None:
     mod = _generate(
         tmp_path,
@@ -1122,7 +1116,6 @@ def test_spec_doc_with_triple_quotes(tmp_path: Path) -> None:
     assert mod.__doc__ is not None and '"""hi"""' in mod.__doc__
 
 
-@pytest.mark.xfail(strict=True, reason="generator bug: BY_<key> mixes True and 1")
 def test_int_and_bool_selector_constants(tmp_path: Path) -> None:
     mod = _generate(
         tmp_path,

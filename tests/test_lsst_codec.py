@@ -871,7 +871,6 @@ def test_encode_refuses_a_numbered_array_of_the_wrong_length() -> None:
         mt.encode(msg)
 
 
-@pytest.mark.xfail(strict=True, reason="generator bug: encode re-wraps its own errors")
 def test_encode_errors_keep_their_field_path() -> None:
     """``_wire_*`` raises LocalProtocolError (a ValueError) and encode() wraps it again."""
     too_long = mt.AzimuthDrives(current=(1.0,) * 17, currentTimestamp=(0.0,) * 16, timestamp=0.0)
@@ -884,13 +883,11 @@ def test_encode_errors_keep_their_field_path() -> None:
     assert clash.value.field_path == "command.details"
 
 
-@pytest.mark.xfail(strict=True, reason="generator bug: encode(non-message) raises KeyError")
 def test_encode_refuses_what_is_not_a_message() -> None:
     with pytest.raises(LocalProtocolError):
         m2.encode({"id": "ack", "sequence_id": 1})  # type: ignore[arg-type]
 
 
-@pytest.mark.xfail(strict=True, reason="generator bug: schema $ matches before a final newline")
 def test_command_name_with_a_final_newline_is_refused_by_both() -> None:
     obj = {"id": "cmd_abc\n", "sequence_id": 1}
     with pytest.raises(FieldValueError):

@@ -314,10 +314,10 @@ async def _m2(args: argparse.Namespace, details: dict[str, Any] | None, out: Tex
             )
             return 2
         shown = json.dumps(details) if details else "{}"
-        print(f"cmd_{args.command} {shown} -> {args.host}:{args.command_port}", file=out)
+        print(f"cmd_{args.m2_command} {shown} -> {args.host}:{args.command_port}", file=out)
         started = time.monotonic()
         try:
-            await controller.write_command_to_server(args.command, details, args.timeout_s)
+            await controller.write_command_to_server(args.m2_command, details, args.timeout_s)
         except RuntimeError as exc:
             status = getattr(exc, "status", None)
             word = status.name.lower() if status is not None else "failed"
@@ -422,6 +422,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     cmd.add_argument("host", metavar="HOST", help="host of the controller")
     cmd.add_argument(
         "--command",
+        dest="m2_command",
         required=True,
         metavar="NAME",
         help="command name without cmd_ (power, clearErrors, ...)",
