@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from types import ModuleType
 
@@ -32,3 +34,20 @@ def import_generated(root: Path, package: str, *modules: str) -> list[ModuleType
         return [importlib.import_module(f"{package}.{m}") for m in modules]
     finally:
         sys.path.remove(str(root))
+
+
+def stage_as_generated(stage: Path, modules: Iterable[Path]) -> list[str]:
+    """Lay out ``stage`` as the installed ``daqwire`` with ``modules`` added to
+    ``daqwire.generated`` (where their strategies import them), for mypy; their module names."""
+    (stage / "daqwire" / "generated").mkdir(parents=True)
+    for entry in (REPO / "runtime").iterdir():
+        if entry.name != "__pycache__":
+            os.symlink(entry, stage / "daqwire" / entry.name)
+    for entry in (REPO / "generated").iterdir():
+        if entry.suffix == ".py" or entry.name == "py.typed":
+            os.symlink(entry, stage / "daqwire" / "generated" / entry.name)
+    names = []
+    for entry in sorted(modules):
+        os.symlink(entry, stage / "daqwire" / "generated" / entry.name)
+        names.append(f"daqwire.generated.{entry.stem}")
+    return names

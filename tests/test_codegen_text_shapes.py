@@ -8,7 +8,6 @@ and its client, dispatcher and strategies must work together.
 from __future__ import annotations
 
 import ast
-import os
 import shutil
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from hypothesis import strategies as st
 
 from daqwire.codegen import load_spec, render_spec
 from daqwire.errors import FieldValueError
-from tests.generated_pkg import REPO, import_generated
+from tests.generated_pkg import REPO, import_generated, stage_as_generated
 
 GADGET = """\
 daqwire: 1
@@ -148,17 +147,7 @@ def test_output_passes_ruff_and_mypy_strict(gen_root: Path, tmp_path: Path) -> N
     )
     assert check.returncode == 0, check.stdout + check.stderr
     # mypy sees the modules as daqwire.generated modules (where the strategies import them)
-    stage = tmp_path / "stage"
-    (stage / "daqwire" / "generated").mkdir(parents=True)
-    for entry in (REPO / "runtime").iterdir():
-        if entry.name != "__pycache__":
-            os.symlink(entry, stage / "daqwire" / entry.name)
-    for entry in (REPO / "generated").iterdir():
-        if entry.suffix == ".py" or entry.name == "py.typed":
-            os.symlink(entry, stage / "daqwire" / "generated" / entry.name)
-    for entry in out.glob("g*.py"):
-        os.symlink(entry, stage / "daqwire" / "generated" / entry.name)
-    modules = [f"daqwire.generated.{p.stem}" for p in sorted(out.glob("g*.py"))]
+    modules = stage_as_generated(stage := tmp_path / "stage", out.glob("g*.py"))
     assert len(modules) == 4
     mypy = subprocess.run(
         [sys.executable, "-m", "mypy", "--strict", "--config-file", str(REPO / "pyproject.toml")]

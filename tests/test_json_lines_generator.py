@@ -10,7 +10,6 @@ without a selector, in the strict dialect, with its own terminator and line limi
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -32,7 +31,7 @@ from daqwire.errors import (
 )
 from daqwire.generated import lsst_tcpip
 from daqwire.sansio import NEED_DATA
-from tests.generated_pkg import REPO, import_generated
+from tests.generated_pkg import REPO, import_generated, stage_as_generated
 
 FRAMING = """\
 framing:
@@ -1163,17 +1162,7 @@ def test_output_passes_ruff_and_mypy_strict(gen_root: Path, tmp_path: Path) -> N
     )
     assert fmt.returncode == 0, fmt.stdout + fmt.stderr
     # mypy sees the codecs as daqwire.generated modules (where their strategies import them)
-    stage = tmp_path / "stage"
-    (stage / "daqwire" / "generated").mkdir(parents=True)
-    for entry in (REPO / "runtime").iterdir():
-        if entry.name != "__pycache__":
-            os.symlink(entry, stage / "daqwire" / entry.name)
-    for entry in (REPO / "generated").iterdir():
-        if entry.suffix == ".py" or entry.name == "py.typed":
-            os.symlink(entry, stage / "daqwire" / "generated" / entry.name)
-    for entry in out.glob("j*.py"):
-        os.symlink(entry, stage / "daqwire" / "generated" / entry.name)
-    modules = [f"daqwire.generated.{p.stem}" for p in sorted(out.glob("j*.py"))]
+    modules = stage_as_generated(stage := tmp_path / "stage", out.glob("j*.py"))
     mypy = subprocess.run(
         [*MYPY, "--config-file", str(REPO / "pyproject.toml")]
         + [arg for m in modules for arg in ("-m", m)],
