@@ -356,8 +356,9 @@ class _Emit:
             if not k.in_dataclass:
                 continue
             e = self.strategy(k.item, spec_enums)
-            if k.selector:
-                e += f".filter(lambda s: {self._selectable(m, k)})"
+            cond = self._selectable(m, k) if k.selector else None
+            if cond is not None:
+                e += f".filter(lambda s: {cond})"
             if k.optional:
                 e = f"st.none() | {e}"
             out.append(f"{k.field}={e},")
@@ -375,8 +376,9 @@ class _Emit:
             )
         return out
 
-    def _selectable(self, m: JsonMessage, k: JsonKey) -> str:
-        """A condition on ``s`` (the field value) under which ``m`` is the message selected."""
+    def _selectable(self, m: JsonMessage, k: JsonKey) -> str | None:
+        """A condition on ``s`` (the field value) under which ``m`` is the message selected;
+        None when every value selects it."""
         consts = [
             x.selector.const
             for x in self.model.messages
@@ -388,10 +390,10 @@ class _Emit:
             if x.selector_kind == "prefix" and x.selector
         ]
         wire = "s" if k.prefix is None else f"{k.prefix!r} + s"
-        cond = f"{wire} not in {tuple(consts)!r}"
+        conds = [f"{wire} not in {tuple(consts)!r}"] if consts else []
         if m.selector_kind == "any" and prefixes:
-            cond += f" and not str(s).startswith({tuple(prefixes)!r})"
-        return cond
+            conds.append(f"not str(s).startswith({tuple(prefixes)!r})")
+        return " and ".join(conds) or None
 
 
 def schema_pattern(pattern: str | None, prefix: str = "") -> str:

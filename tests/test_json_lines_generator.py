@@ -1126,6 +1126,24 @@ def test_int_and_bool_selector_constants(tmp_path: Path) -> None:
     assert set(mod.BY_K.values()) == {mod.A, mod.B}  # today: {1: B}; the loader could refuse
 
 
+def test_prefix_selectors_only_give_strategies_without_an_empty_filter(tmp_path: Path) -> None:
+    _generate(
+        tmp_path,
+        "jpfx",
+        "select: id\nmessages:\n  cmd:\n    keys:\n      - {name: id, type: str, prefix: cmd_}\n"
+        "  evt:\n    keys:\n      - {name: id, type: str, prefix: evt_}\n",
+    )
+    strategies = tmp_path / "jsongen_jpfx" / "jpfx_strategies.py"
+    assert "not in ()" not in strategies.read_text()  # ruff RUF060: always true
+    config = ["--config", str(REPO / "pyproject.toml"), "--extend-ignore", "E501"]
+    check = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", *config, str(strategies)],
+        capture_output=True,
+        text=True,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
 def _generate(tmp_path: Path, protocol: str, body: str) -> ModuleType:
     head = f"daqwire: 1\nprotocol: {protocol}\ntitle: t\nfamily: json_lines\n"
     spec_dir = tmp_path / "specs"
