@@ -42,6 +42,7 @@ import zmq
 from daqwire.constellation.arrays import array_block
 from daqwire.errors import DaqwireError, LocalProtocolError
 from daqwire.generated import cdtp1, cdtp2
+from daqwire.zmq_context import TERM_GRACE_S, term_bounded
 
 __all__ = ["Block", "CdtpTransmitter", "Payload", "SendTimeout", "TransmitterError"]
 
@@ -53,8 +54,6 @@ Payload = Block | Sequence[Block | np.ndarray[Any, Any]] | np.ndarray[Any, Any] 
 
 #: how long the push thread waits on POLLOUT before it checks for stop/cancel requests
 _POLL_S = 0.05
-#: how long close() waits for libzmq beyond the linger before it gives up on the context
-_TERM_GRACE_S = 5.0
 
 
 class SendTimeout(DaqwireError, TimeoutError):
@@ -493,25 +492,10 @@ class CdtpTransmitter:
         linger_ms = 0 if self._gave_up else int(1000 * (10.0 if wait_s is None else wait_s))
         self._socket.close(linger=linger_ms)
         if self._own_context is not None:
-            self._term_context(self._own_context, linger_ms / 1000.0 + _TERM_GRACE_S)
+            term_bounded(self._own_context, linger_ms / 1000.0 + TERM_GRACE_S, owner=self.name)
         if self._bound_host is not None:
             self._wait_port_free(self._bound_host, linger_ms / 1000.0 + 1.0)
         logger.info("%s: CDTP%d transmitter closed", self.name, self.protocol)
-
-    def _term_context(self, context: zmq.Context[Any], timeout_s: float) -> None:
-        """``context.term()``, which returns once libzmq delivered or dropped every frame, but
-        waited for at most ``timeout_s``: libzmq 4.3 can wait forever for a socket closed
-        while its receiver goes away; the term thread is then left to finish on its own."""
-        worker = threading.Thread(target=context.term, name=f"{self.name}-zmq-term", daemon=True)
-        worker.start()
-        worker.join(timeout_s)
-        if worker.is_alive():
-            logger.error(
-                "%s: libzmq did not release the socket within %.3g s of closing it; "
-                "leaving its context to terminate in the background",
-                self.name,
-                timeout_s,
-            )
 
     def _wait_port_free(self, host: str, timeout_s: float) -> None:
         """libzmq closes the listener asynchronously: wait until the port can be bound again."""

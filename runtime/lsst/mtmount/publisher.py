@@ -32,6 +32,7 @@ from typing import Any, Protocol, runtime_checkable
 import zmq
 
 from daqwire.generated.lsst_tcpip import TERMINATOR, decode_line, encode_line
+from daqwire.zmq_context import TERM_GRACE_S, term_bounded
 
 __all__ = [
     "Callback",
@@ -193,7 +194,9 @@ class ZmqPublisher:
             return
         self._closed = True
         self._socket.close(linger=int(self.linger_s * 1000))
-        self._context.term()
+        await asyncio.to_thread(
+            term_bounded, self._context, self.linger_s + TERM_GRACE_S, owner="ZmqPublisher"
+        )
 
 
 class ZmqSubscriber:
