@@ -20,6 +20,7 @@ import zmq
 from daqwire.conform.context import Context, UsageError, parse_host_port
 from daqwire.conform.search import Problem
 from daqwire.errors import RemoteProtocolError
+from daqwire.zmq_context import TERM_GRACE_S, term_bounded
 
 __all__ = ["run"]
 
@@ -78,7 +79,7 @@ def run(ctx: Context) -> None:
         finally:
             sock.close(linger=0)
     finally:
-        zctx.term()
+        term_bounded(zctx, TERM_GRACE_S, owner="daqwire conform")
 
 
 def _receive(ctx: Context, sock: zmq.Socket[Any]) -> None:

@@ -12,6 +12,7 @@ from typing import Any, TextIO
 import zmq
 
 from daqwire.errors import DaqwireError
+from daqwire.zmq_context import TERM_GRACE_S, term_bounded
 
 __all__ = ["DESCRIPTION", "EPILOG", "add_arguments", "add_parser", "parse_endpoint", "parse_size"]
 
@@ -162,7 +163,8 @@ def run_send(args: argparse.Namespace) -> int:
     try:
         return _send_run(args, ctx, payload, config)
     finally:
-        ctx.term()
+        # the transmitter lingers up to its EOR timeout; libzmq gets that and a grace period
+        term_bounded(ctx, (args.timeout_s or 0.0) + TERM_GRACE_S, owner="daqwire cdtp send")
 
 
 def _send_run(

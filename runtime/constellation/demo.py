@@ -21,6 +21,7 @@ from daqwire.constellation.receiver import (
 )
 from daqwire.constellation.states import SatelliteState
 from daqwire.demo import Counts, DemoComponent
+from daqwire.zmq_context import TERM_GRACE_S, term_bounded
 
 __all__ = ["ConstellationDemo"]
 
@@ -136,7 +137,7 @@ class ConstellationDemo(DemoComponent):
         if self._receiver is not None:
             self._receiver.close()
         if self._context is not None:
-            self._context.term()
+            term_bounded(self._context, TERM_GRACE_S, owner="demo CDTP receiver")
         if self._satellite is not None:
             self._satellite.close()  # frees the data port before it returns
 
